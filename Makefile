@@ -1,0 +1,38 @@
+# `make train` and `make test` set the project up on first use (a virtualenv in .venv,
+# installed from requirements.lock) and reuse it afterwards.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: install train demo test lint lock clean
+
+install: $(INSTALLED)
+
+# Reinstall only when the dependency declarations change.
+$(INSTALLED): pyproject.toml requirements.lock
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable ".[dev]"
+	touch $@
+
+demo: $(INSTALLED)
+	$(BIN)/imgclf demo data/digits
+
+# The main job: fine-tune tf_efficientnet_lite0 on the embedded digits demo. ARGS adds overrides.
+train: demo
+	$(BIN)/imgclf train $(ARGS)
+
+test: $(INSTALLED)
+	$(BIN)/python -m pytest $(ARGS)
+
+lint: $(INSTALLED)
+	$(BIN)/pre-commit run --all-files
+
+# Re-pin requirements.lock from what the virtualenv holds (after changing pyproject.toml).
+lock: $(INSTALLED)
+	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^imgclf' > requirements.lock
+
+clean:
+	rm -rf logs outputs .pytest_cache .ruff_cache
