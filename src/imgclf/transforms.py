@@ -1,0 +1,120 @@
+"""albumentations pipelines: fastai-like train presets and the timm-style eval resize + centre crop.
+
+Sizes, mean/std and interpolation come from the backbone's timm pretrained config (see
+`imgclf.weights.data_config_for`); nothing here knows ImageNet statistics.
+"""
+
+from __future__ import annotations
+
+import random
+
+import albumentations as A
+import cv2
+import numpy as np
+import torch
+from albumentations.pytorch import ToTensorV2
+
+from imgclf.errors import UserError
+
+PRESETS = ("side_on", "top_down", "none")
+INTERPOLATIONS = {
+    "nearest": cv2.INTER_NEAREST,
+    "bilinear": cv2.INTER_LINEAR,
+    "bicubic": cv2.INTER_CUBIC,
+    "lanczos": cv2.INTER_LANCZOS4,
+}
+
+
+def interpolation_flag(name: str) -> int:
+    return INTERPOLATIONS.get(name, cv2.INTER_LINEAR)
+
+
+def normalize(mean, std) -> list:
+    # Normalize always divides by max_pixel_value first: our images are uint8, so 255.
+    return [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
+
+
+def train_transform(
+    preset: str,
+    size: int,
+    mean,
+    std,
+    interpolation: str = "bicubic",
+    min_scale: float = 0.35,
+    do_flip: bool = True,
+    max_rotate: float = 10.0,
+    max_lighting: float = 0.2,
+    seed: int | None = None,
+) -> A.Compose:
+    """fastai's aug_transforms, roughly: random resized crop, flips, small rotation and zoom,
+    brightness/contrast. `top_down` adds vertical flips and 90-degree turns (satellite,
+    microscopy); `none` only resizes and centre-crops like evaluation."""
+    if preset not in PRESETS:
+        raise UserError(
+            f"unknown augmentation preset {preset!r}: choose one of {', '.join(PRESETS)}"
+        )
+    interp = interpolation_flag(interpolation)
+    if preset == "none":
+        steps = [A.SmallestMaxSize(max_size=size, interpolation=interp, area_for_downscale="image")]
+        steps.append(A.CenterCrop(height=size, width=size))
+    else:
+        steps = [
+            A.RandomResizedCrop(
+                size=(size, size),
+                scale=(min_scale, 1.0),
+                interpolation=interp,
+                area_for_downscale="image",
+            )
+        ]
+        if do_flip:
+            steps.append(A.HorizontalFlip(p=0.5))
+            if preset == "top_down":
+                steps += [A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
+        # Affine() does nothing by default: give it fastai's rotation and zoom ranges.
+        steps.append(
+            A.Affine(
+                rotate=(-max_rotate, max_rotate),
+                scale=(1.0, 1.1),
+                interpolation=interp,
+                border_mode=cv2.BORDER_REFLECT_101,
+                p=0.75,
+            )
+        )
+        steps.append(
+            A.RandomBrightnessContrast(
+                brightness_limit=max_lighting, contrast_limit=max_lighting, p=0.75
+            )
+        )
+    return A.Compose(steps + normalize(mean, std), seed=seed)
+
+
+def eval_transform(
+    size: int, mean, std, interpolation: str = "bicubic", crop_pct: float = 0.875
+) -> A.Compose:
+    """timm's eval pipeline: resize the short side to size/crop_pct, then centre-crop size."""
+    interp = interpolation_flag(interpolation)
+    resize_to = int(round(size / crop_pct))
+    return A.Compose(
+        [
+            A.SmallestMaxSize(max_size=resize_to, interpolation=interp, area_for_downscale="image"),
+            A.CenterCrop(height=size, width=size),
+            *normalize(mean, std),
+        ]
+    )
+
+
+def seed_worker(worker_id: int) -> None:
+    """DataLoader worker_init_fn: give each worker (and each epoch) its own augmentations.
+
+    albumentations 2.0.8's Compose carries its own RNG, copied into every worker, so without
+    this all workers draw the same augmentations, and non-persistent workers repeat them
+    every epoch. torch.initial_seed() differs per worker and per epoch and follows the
+    DataLoader's generator, so a fixed seed still reproduces everything.
+    """
+    seed = torch.initial_seed() % 2**32
+    random.seed(seed)
+    np.random.seed(seed)
+    info = torch.utils.data.get_worker_info()
+    transform = getattr(info.dataset, "transform", None) if info else None
+    if isinstance(transform, A.BaseCompose):
+        transform.set_random_seed(seed)

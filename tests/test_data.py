@@ -1,0 +1,211 @@
+"""FolderDataModule: layouts, splits, class checks, extensions, caps, unreadable files."""
+
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from imgclf.data import FolderDataModule, stratified_split
+from imgclf.errors import UserError
+from imgclf.testing import make_image_folder
+
+
+def datamodule(root, **kwargs) -> FolderDataModule:
+    kwargs.setdefault("num_workers", 0)
+    dm = FolderDataModule(root, **kwargs)
+    dm.setup("fit")
+    return dm
+
+
+def test_dogscats_layout_with_valid_and_nested_test(tmp_path):
+    root = make_image_folder(tmp_path, classes=("dogs", "cats"), n_train=5, n_valid=3, n_test=4)
+    (root / "test" / "batch2").mkdir()
+    shutil.copy(root / "test" / "0.jpg", root / "test" / "batch2" / "x.jpg")
+    dm = datamodule(root)
+    assert dm.classes == ["cats", "dogs"]  # sorted folder names
+    assert dm.class_counts("train") == {"cats": 5, "dogs": 5}
+    assert dm.class_counts("valid") == {"cats": 3, "dogs": 3}
+    assert len(dm.test_items) == 5
+    assert all(label == -1 for _, label in dm.test_items)
+    assert all(path.parent.name == "dogs" for path, label in dm.train_items if label == 1)
+
+
+def test_without_valid_folder_a_stratified_seeded_split(tmp_path):
+    root = make_image_folder(tmp_path, classes=("a", "b", "c"), n_train=10, n_valid=0)
+    dm = datamodule(root, valid_pct=0.3, seed=1)
+    assert dm.class_counts("valid") == {"a": 3, "b": 3, "c": 3}
+    assert dm.class_counts("train") == {"a": 7, "b": 7, "c": 7}
+    assert not {p for p, _ in dm.train_items} & {p for p, _ in dm.valid_items}
+    again = datamodule(root, valid_pct=0.3, seed=1)
+    other = datamodule(root, valid_pct=0.3, seed=2)
+    assert again.valid_items == dm.valid_items
+    assert other.valid_items != dm.valid_items
+
+
+def test_stratified_split_keeps_one_of_each_side():
+    train, valid = stratified_split([0, 0, 1, 1, 1, 1, 1, 1, 1, 1], valid_pct=0.1, seed=0)
+    labels = [0, 0] + [1] * 8
+    assert Counter(labels[i] for i in valid) == {0: 1, 1: 1}
+    assert sorted(train + valid) == list(range(10))
+
+
+def test_valid_classes_must_match_train(tmp_path):
+    root = make_image_folder(tmp_path, classes=("cats", "dogs"), n_train=2, n_valid=2)
+    (root / "valid" / "dogs").rename(root / "valid" / "wolves")
+    with pytest.raises(UserError, match=r"only in valid: \['wolves'\]; only in train: \['dogs'\]"):
+        datamodule(root)
+
+
+def test_extensions_are_case_insensitive_and_others_ignored(tmp_path):
+    root = make_image_folder(tmp_path, n_train=1, n_valid=1)
+    image = Image.new("RGB", (20, 20), (255, 0, 0))
+    folder = root / "train" / "cats"
+    for name in ("a.JPG", "b.Jpeg", "c.PNG", "d.bmp", "e.webp", "f.TIF"):
+        image.save(folder / name)
+    (folder / "notes.txt").write_text("not an image")
+    (folder / ".DS_Store").write_bytes(b"\0\0")
+    dm = datamodule(root)
+    assert dm.class_counts("train") == {"cats": 7, "dogs": 1}
+
+
+def test_per_class_cap_is_seeded(tmp_path):
+    root = make_image_folder(tmp_path, n_train=10, n_valid=6)
+    dm = datamodule(root, per_class=4, seed=3)
+    assert dm.class_counts("train") == {"cats": 4, "dogs": 4}
+    assert dm.class_counts("valid") == {"cats": 4, "dogs": 4}
+    assert datamodule(root, per_class=4, seed=3).train_items == dm.train_items
+    assert datamodule(root, per_class=4, seed=4).train_items != dm.train_items
+
+
+def test_unreadable_files_are_skipped_counted_and_reported(tmp_path):
+    root = make_image_folder(tmp_path, n_train=3, n_valid=2)
+    (root / "train" / "cats" / "empty.jpg").write_bytes(b"")
+    (root / "train" / "dogs" / "text.jpg").write_text("this is not a jpeg")
+    with pytest.warns(
+        UserWarning, match=r"skipped 2 unreadable files: .*empty\.jpg \(empty file\)"
+    ):
+        dm = datamodule(root)
+    assert dm.num_skipped == 2
+    assert len(dm.train_items) == 6
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda root: None, "is not a folder"),
+        (lambda root: root.mkdir(), "no train/ folder"),
+        (lambda root: (root / "train").mkdir(parents=True), "no class folders"),
+        (lambda root: (root / "train" / "cats").mkdir(parents=True), "only one class folder"),
+    ],
+)
+def test_folder_mistakes_are_one_line_user_errors(tmp_path, make, message):
+    root = tmp_path / "data"
+    make(root)
+    with pytest.raises(UserError, match=message) as info:
+        datamodule(root)
+    assert "\n" not in str(info.value)
+
+
+def test_no_images_at_all(tmp_path):
+    for name in ("cats", "dogs"):
+        (tmp_path / "train" / name).mkdir(parents=True)
+    with (
+        pytest.warns(UserWarning, match="holds no images"),
+        pytest.raises(UserError, match="no images"),
+    ):
+        datamodule(tmp_path)
+
+
+def test_batches_have_the_configured_size_and_normalisation(tmp_path):
+    root = make_image_folder(tmp_path, n_train=4, n_valid=2, size=60)
+    white = Image.new("RGB", (50, 80), (255, 255, 255))
+    white.save(root / "valid" / "cats" / "white.png")
+    dm = datamodule(root, image_size=40, batch_size=8, augment="side_on")
+    dm.set_data_config(
+        {
+            "input_size": 224,
+            "mean": (0.5,) * 3,
+            "std": (0.25,) * 3,
+            "interpolation": "bilinear",
+            "crop_pct": 0.875,
+        }
+    )
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (8, 3, 40, 40) and images.dtype == torch.float32
+    assert labels.tolist().count(0) == 4
+    valid = dm.val_dataloader().dataset
+    index = [p.name for p, _ in valid.items].index("white.png")
+    white_tensor, _ = valid[index]
+    # (1.0 - 0.5) / 0.25 = 2 everywhere: Normalize divides by 255 once, then mean/std.
+    assert torch.allclose(white_tensor, torch.full((3, 40, 40), 2.0))
+
+
+def test_image_size_defaults_to_the_backbone_input_size(tmp_path):
+    dm = datamodule(make_image_folder(tmp_path, n_train=1, n_valid=1))
+    dm.set_data_config(
+        {
+            "input_size": 96,
+            "mean": (0,) * 3,
+            "std": (1,) * 3,
+            "interpolation": "bicubic",
+            "crop_pct": 1.0,
+        }
+    )
+    assert dm.image_size == 96
+    assert dm.val_dataloader().dataset[0][0].shape == (3, 96, 96)
+
+
+def identical_image_folder(root: Path, n: int = 8) -> Path:
+    """Every image the same, so any difference between samples is augmentation."""
+    rng = np.random.default_rng(0)
+    image = Image.fromarray(rng.integers(0, 255, (64, 64, 3), dtype=np.uint8))
+    for name in ("a", "b"):
+        (root / "train" / name).mkdir(parents=True)
+        for i in range(n // 2):
+            image.save(root / "train" / name / f"{i}.png")
+    return root
+
+
+def epoch_samples(loader, epochs: int = 2) -> list[list[torch.Tensor]]:
+    return [[images[0] for images, _ in loader] for _ in range(epochs)]
+
+
+def distinct(tensors: list[torch.Tensor]) -> int:
+    return len({t.numpy().tobytes() for t in tensors})
+
+
+def test_workers_and_epochs_get_different_augmentations_and_a_seed_repeats_them(tmp_path):
+    root = identical_image_folder(tmp_path)
+
+    def loader(seed: int):
+        dm = FolderDataModule(
+            root, image_size=32, batch_size=1, num_workers=2, valid_pct=0.25, seed=seed
+        )
+        dm.setup("fit")
+        return dm.train_dataloader()
+
+    first, second = epoch_samples(loader(seed=7))
+    # Batches alternate between the two workers: all 6 samples of an epoch differ...
+    assert distinct(first) == len(first) == 6
+    # ...and the next epoch (fresh workers) does not repeat the first.
+    assert distinct(first + second) == 12
+    # The same seed reproduces both epochs exactly; another seed does not.
+    again = epoch_samples(loader(seed=7))
+    assert all(torch.equal(a, b) for a, b in zip(first + second, again[0] + again[1], strict=True))
+    other = epoch_samples(loader(seed=8))
+    assert not torch.equal(first[0], other[0][0])
+
+
+def test_without_worker_seeding_albumentations_repeats_itself(tmp_path):
+    """The trap our worker_init_fn fixes: each worker copies the same Compose RNG."""
+    root = identical_image_folder(tmp_path)
+    dm = FolderDataModule(root, image_size=32, batch_size=1, num_workers=2, valid_pct=0.25)
+    dm.setup("fit")
+    plain = torch.utils.data.DataLoader(dm.train_dataloader().dataset, batch_size=1, num_workers=2)
+    first, second = epoch_samples(plain)
+    assert torch.equal(first[0], first[1])  # worker 0 and worker 1 draw the same crop
+    assert torch.equal(first[0], second[0])  # and the next epoch repeats it
