@@ -1,0 +1,95 @@
+"""ImageClassifier: head layout, forward/backward, optimizer groups, metrics."""
+
+import pytest
+import torch
+from torch import nn
+
+from imgclf.head import AdaptiveConcatPool2d, create_head
+from imgclf.model import ImageClassifier
+from imgclf.optim import no_decay_names, param_groups
+
+
+@pytest.fixture(scope="module")
+def model() -> ImageClassifier:
+    torch.manual_seed(0)
+    return ImageClassifier(num_classes=3)  # bundled tf_efficientnet_lite0 weights
+
+
+def test_head_is_the_fastai_head():
+    head = create_head(num_features=1280, num_classes=3)
+    kinds = [type(m) for m in head]
+    assert kinds == [
+        AdaptiveConcatPool2d,
+        nn.Flatten,
+        nn.BatchNorm1d,
+        nn.Dropout,
+        nn.Linear,
+        nn.ReLU,
+        nn.BatchNorm1d,
+        nn.Dropout,
+        nn.Linear,
+    ]
+    assert head[2].num_features == 2560
+    assert (head[3].p, head[7].p) == (0.25, 0.5)
+    assert (head[4].in_features, head[4].out_features) == (2560, 512)
+    assert (head[8].in_features, head[8].out_features) == (512, 3)
+
+
+def test_head_sizes_and_dropouts_are_configurable():
+    head = create_head(64, 5, hidden=(128, 32), dropout=(0.1, 0.2, 0.3))
+    linears = [m for m in head if isinstance(m, nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(128, 128), (128, 32), (32, 5)]
+    assert [m.p for m in head if isinstance(m, nn.Dropout)] == [0.1, 0.2, 0.3]
+    with pytest.raises(ValueError, match="3 dropout values"):
+        create_head(64, 5, hidden=(128, 32), dropout=(0.5,))
+
+
+def test_concat_pool_stacks_max_then_average():
+    x = torch.tensor([[[[1.0, 3.0], [5.0, 7.0]]]])
+    assert AdaptiveConcatPool2d()(x).flatten().tolist() == [7.0, 4.0]
+
+
+def test_forward_backward_reaches_every_parameter(model):
+    model.train()
+    images = torch.randn(4, 3, 64, 64)
+    logits = model(images)
+    assert logits.shape == (4, 3)
+    torch.nn.functional.cross_entropy(logits, torch.tensor([0, 1, 2, 0])).backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None]
+    assert missing == []
+    model.zero_grad()
+
+
+def test_no_weight_decay_on_norm_and_bias(model):
+    skip = no_decay_names(model)
+    assert "body.bn1.weight" in skip and "head.2.weight" in skip and "head.2.bias" in skip
+    assert "body.conv_stem.weight" not in skip and "head.4.weight" not in skip
+    groups = {g["name"]: g for g in param_groups(model, weight_decay=0.05)}
+    assert groups["decay"]["weight_decay"] == 0.05 and groups["no_decay"]["weight_decay"] == 0.0
+    n_decay = sum(p.numel() for p in groups["decay"]["params"])
+    n_no_decay = sum(p.numel() for p in groups["no_decay"]["params"])
+    assert n_decay + n_no_decay == sum(p.numel() for p in model.parameters())
+
+
+def test_data_config_comes_from_the_backbone(model):
+    assert model.data_config["mean"] == (0.5, 0.5, 0.5)
+    assert model.data_config["std"] == (0.5, 0.5, 0.5)
+    assert model.data_config["input_size"] == 224
+
+
+def test_validation_metrics_are_micro_accuracy_and_mean_cross_entropy(model):
+    model.valid_acc.reset()
+    model.valid_logloss.reset()
+    # Class 0 has 3 images, class 1 one: macro accuracy would differ from micro.
+    logits = torch.tensor([[2.0, 0.0, 0.0], [2.0, 0.0, 0.0], [0.0, 2.0, 0.0], [2.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 0, 0, 1])
+    model.valid_acc(logits, labels)
+    model.valid_logloss(torch.nn.functional.cross_entropy(logits, labels, reduction="none"))
+    assert model.valid_acc.compute().item() == pytest.approx(0.5)
+    expected = torch.nn.functional.cross_entropy(logits, labels).item()
+    assert model.valid_logloss.compute().item() == pytest.approx(expected)
+
+
+def test_unknown_scheduler_is_rejected():
+    with pytest.raises(ValueError, match="one_cycle"):
+        ImageClassifier(num_classes=2, weights="none", scheduler="triangle")
