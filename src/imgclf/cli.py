@@ -1,0 +1,86 @@
+"""The `imgclf` command: `imgclf train [overrides]`, `imgclf demo [root]`.
+
+Subcommands that take a config hand their arguments to Hydra, so `imgclf train --help`
+lists the config groups and `group=option key=value` overrides work as in any Hydra app.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from imgclf.errors import UserError
+
+USAGE = """usage: imgclf <command> [hydra overrides]
+
+commands:
+  train    fine-tune a pretrained backbone on an image folder (see `imgclf train --help`)
+  demo     build the embedded handwritten-digits demo folder (default: data/digits)
+
+example:
+  imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 trainer.max_epochs=3
+"""
+
+
+def config_dir() -> Path:
+    """configs/ of this checkout (the template is used as a clone), or $IMGCLF_CONFIG_DIR."""
+    if "IMGCLF_CONFIG_DIR" in os.environ:
+        return Path(os.environ["IMGCLF_CONFIG_DIR"]).resolve()
+    return Path(__file__).resolve().parents[2] / "configs"
+
+
+def run_hydra(task: Callable, config_name: str, argv: list[str], prog: str) -> None:
+    """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
+    import hydra
+
+    @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
+    def app(cfg) -> None:
+        try:
+            result = task(cfg)
+        except UserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
+        if result is not None:
+            # The last line we print is the run directory, for scripts and for humans.
+            print(result, flush=True)
+
+    sys.argv = [prog, *argv]
+    app()
+
+
+def train_task(cfg) -> Path:
+    from imgclf.train import train
+
+    return train(cfg)
+
+
+def demo_command(argv: list[str]) -> None:
+    from imgclf.demo import build_digits_demo
+
+    root = build_digits_demo(argv[0] if argv else "data/digits")
+    print(root)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    command, rest = argv[0], argv[1:]
+    try:
+        if command == "train":
+            run_hydra(train_task, "train", rest, "imgclf train")
+        elif command == "demo":
+            demo_command(rest)
+        else:
+            print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+            sys.exit(2)
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
