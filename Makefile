@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 INSTALLED := $(VENV)/.installed
 export NO_ALBUMENTATIONS_UPDATE := 1
+# pre-commit's local hooks and the tests' subprocesses find the project's tools first.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: install train demo test lint lock clean
 
