@@ -154,7 +154,9 @@ class FolderDataModule(L.LightningDataModule):
             return
         if not self.root.is_dir():
             raise UserError(f"data.root {self.root} is not a folder")
-        train_dir, valid_dir, test_dir = (self.root / name for name in ("train", "valid", self.test_folder))
+        train_dir, valid_dir, test_dir = (
+            self.root / name for name in ("train", "valid", self.test_folder)
+        )
         if not train_dir.is_dir():
             raise UserError(
                 f"no train/ folder in {self.root}: expected {self.root}/train/<class>/*.jpg"
