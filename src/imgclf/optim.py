@@ -1,7 +1,16 @@
-"""Optimizer parameter groups: decoupled weight decay everywhere but on norm and bias tensors."""
+"""AdamW with one named param group per layer group, and no weight decay on norms and biases.
+
+fastai keeps norm and bias tensors out of weight decay (`wd_bn_bias=False`). Splitting each
+layer group into a decay and a no-decay param group would double the groups that LR
+monitors and W&B show, so instead every param group carries a `decay_mask` and the
+decoupled decay (p -= lr * wd * p, as torch's AdamW does it) is applied here, per tensor.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import torch
 from torch import nn
 
 _NORM_TYPES = (nn.modules.batchnorm._NormBase, nn.GroupNorm, nn.LayerNorm)
@@ -18,15 +27,53 @@ def no_decay_names(model: nn.Module) -> set[str]:
     return names
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two named AdamW groups of trainable parameters: `decay` and `no_decay`."""
+class GroupedAdamW(torch.optim.AdamW):
+    """torch AdamW whose decoupled weight decay skips the tensors marked in `decay_mask`.
+
+    Each param group is {"name", "params", "lr", "decay_mask"}; `weight_decay` is applied by
+    this class (torch's own is kept at 0), so frozen tensors (grad None) never decay.
+    """
+
+    def __init__(
+        self, param_groups: list[dict], lr: float = 1e-3, weight_decay: float = 0.01, **kwargs
+    ):
+        for group in param_groups:
+            group.setdefault("decay_mask", [True] * len(group["params"]))
+            group["decoupled_weight_decay"] = group.get("decoupled_weight_decay", weight_decay)
+        super().__init__(param_groups, lr=lr, weight_decay=0.0, **kwargs)
+
+    @torch.no_grad()
+    def step(self, closure=None):
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()  # gradients first (Lightning passes the backward as a closure)
+        for group in self.param_groups:
+            shrink = 1.0 - group["lr"] * group["decoupled_weight_decay"]
+            for param, decays in zip(group["params"], group["decay_mask"], strict=True):
+                if decays and param.grad is not None:
+                    param.mul_(shrink)
+        super().step()
+        return loss
+
+
+def layer_param_groups(
+    model: nn.Module, groups: Sequence[tuple[str, Sequence[str]]], lrs: Sequence[float]
+) -> list[dict]:
+    """One optimizer param group per layer group, named after it, with its own LR.
+
+    `groups` lists (group name, parameter names); every parameter is included, trainable or
+    not, so the groups and their LRs stay the same whatever is frozen (a frozen tensor has
+    no gradient and AdamW skips it).
+    """
+    params = dict(model.named_parameters())
     skip = no_decay_names(model)
-    decay, no_decay = [], []
-    for name, param in model.named_parameters():
-        if param.requires_grad:
-            (no_decay if name in skip else decay).append(param)
-    groups = [
-        {"name": "decay", "params": decay, "weight_decay": weight_decay},
-        {"name": "no_decay", "params": no_decay, "weight_decay": 0.0},
+    return [
+        {
+            "name": name,
+            "params": [params[n] for n in names],
+            "lr": float(lr),
+            "decay_mask": [n not in skip for n in names],
+        }
+        for (name, names), lr in zip(groups, lrs, strict=True)
     ]
-    return [g for g in groups if g["params"]]
