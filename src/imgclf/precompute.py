@@ -1,0 +1,179 @@
+"""Precomputed activations (fastai 0.7's `precompute=True`), with augmentation kept.
+
+While the body is frozen its output for an image never changes, so a head-only stage can
+compute the pooled body features once and train the head on them: an epoch then costs a
+few matrix multiplies instead of a pass through the CNN. fastai silently dropped
+augmentation here; we cache `precompute_aug` augmented views per training image and draw
+one at random each time an image is used.
+
+The cache is a folder of memory-mapped .npy files, keyed by everything that changes the
+features: backbone, weights, image size, transform settings, augmentation views and the
+file list (paths, sizes, modification times). Any change gives a new key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from imgclf.data import ImageFileDataset, Item
+from imgclf.transforms import seed_worker, train_transform
+
+
+class FeatureDataset(Dataset):
+    """Rows of a (views, images, dim) feature array; a random view per access when views > 1."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, random_view: bool = True) -> None:
+        self.features = features
+        self.labels = labels
+        self.random_view = random_view and features.shape[0] > 1
+
+    def __len__(self) -> int:
+        return self.features.shape[1]
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        view = int(torch.randint(self.features.shape[0], ())) if self.random_view else 0
+        return torch.from_numpy(np.array(self.features[view, index])), int(self.labels[index])
+
+
+@dataclass
+class PrecomputedFeatures:
+    train: FeatureDataset
+    valid: FeatureDataset
+    directory: Path
+    reused: bool
+
+
+def file_fingerprint(items: list[Item]) -> str:
+    """A hash of the file list: path, size, modification time and label of each file."""
+    digest = hashlib.sha256()
+    for path, label in items:
+        stat = path.stat()
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\0{label}\n".encode())
+    return digest.hexdigest()
+
+
+def weights_fingerprint(weights: str) -> str:
+    path = Path(str(weights)).expanduser()
+    if path.is_file():
+        stat = path.stat()
+        return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return str(weights)
+
+
+def cache_key(model, datamodule, views: int) -> str:
+    parts = {
+        "backbone": model.hparams.backbone,
+        "weights": weights_fingerprint(model.hparams.weights),
+        "image_size": datamodule.image_size,
+        "data_config": datamodule.data_config,
+        "augment": [datamodule.augment, datamodule.min_scale, datamodule.do_flip, datamodule.seed],
+        "views": views,
+        "train": file_fingerprint(datamodule.train_items),
+        "valid": file_fingerprint(datamodule.valid_items),
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
+
+
+@torch.no_grad()
+def write_features(model, loader: DataLoader, out: np.ndarray, view: int, device) -> None:
+    row = 0
+    for images, _ in loader:
+        features = model.pooled_features(images.to(device)).float().cpu().numpy()
+        out[view, row : row + len(features)] = features
+        row += len(features)
+
+
+def precompute_features(
+    model, datamodule, views: int, cache_dir: str | Path, device=None, batch_size: int | None = None
+) -> PrecomputedFeatures:
+    """Cached pooled body features for the train and valid sets, computed if missing.
+
+    `views` = 0 caches the plain (eval-transformed) training images; K > 0 caches K
+    augmented views of each, drawn with the data module's train augmentation (seeded).
+    """
+    device = device or next(model.parameters()).device
+    directory = Path(cache_dir) / cache_key(model, datamodule, views)
+    reused = (directory / "complete").exists()
+    if not reused:
+        build_cache(model, datamodule, views, directory, device, batch_size or datamodule.batch_size)
+
+    def load(name: str) -> np.ndarray:
+        return np.load(directory / name, mmap_mode="r")
+
+    return PrecomputedFeatures(
+        train=FeatureDataset(load("train.npy"), load("train_labels.npy")),
+        valid=FeatureDataset(load("valid.npy"), load("valid_labels.npy"), random_view=False),
+        directory=directory,
+        reused=reused,
+    )
+
+
+def build_cache(model, datamodule, views: int, directory: Path, device, batch_size: int) -> None:
+    """Write the cache into a temporary folder and rename it, so a half-written cache is never used."""
+    staging = directory.with_name(directory.name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    was_training = model.training
+    model.eval()
+    dim = model.head[2].num_features  # the BatchNorm right after pooling: 2 x body features
+
+    def loader(items: list[Item], transform, seed: int) -> DataLoader:
+        return DataLoader(
+            ImageFileDataset(items, transform),
+            batch_size=batch_size,
+            num_workers=datamodule.num_workers,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(seed),
+        )
+
+    try:
+        train_views = max(views, 1)
+        train = np.lib.format.open_memmap(
+            staging / "train.npy", mode="w+", dtype=np.float32, shape=(train_views, len(datamodule.train_items), dim)
+        )
+        for view in range(train_views):
+            if views == 0:
+                transform = datamodule.eval_transform()
+            else:
+                cfg = datamodule.data_config
+                transform = train_transform(
+                    datamodule.augment,
+                    datamodule.image_size,
+                    cfg["mean"],
+                    cfg["std"],
+                    cfg["interpolation"],
+                    min_scale=datamodule.min_scale,
+                    do_flip=datamodule.do_flip,
+                    seed=datamodule.seed + view,
+                )
+            write_features(model, loader(datamodule.train_items, transform, datamodule.seed + view), train, view, device)
+        train.flush()
+        valid = np.lib.format.open_memmap(
+            staging / "valid.npy", mode="w+", dtype=np.float32, shape=(1, len(datamodule.valid_items), dim)
+        )
+        write_features(model, loader(datamodule.valid_items, datamodule.eval_transform(), 0), valid, 0, device)
+        valid.flush()
+        np.save(staging / "train_labels.npy", np.array([y for _, y in datamodule.train_items], dtype=np.int64))
+        np.save(staging / "valid_labels.npy", np.array([y for _, y in datamodule.valid_items], dtype=np.int64))
+        (staging / "complete").write_text("ok\n")
+        shutil.rmtree(directory, ignore_errors=True)
+        staging.rename(directory)
+    finally:
+        model.train(was_training)
+
+
+def feature_loaders(features: PrecomputedFeatures, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
+    """Loaders over cached features; in-process (reading a memory map needs no workers)."""
+    train = DataLoader(
+        features.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+    )
+    valid = DataLoader(features.valid, batch_size=batch_size, shuffle=False)
+    return train, valid
