@@ -22,9 +22,10 @@ $(INSTALLED): pyproject.toml requirements.lock
 demo: $(INSTALLED)
 	$(BIN)/imgclf demo data/digits
 
-# The main job: fine-tune tf_efficientnet_lite0 on the embedded digits demo. ARGS adds overrides.
+# The main job: the lesson-1 recipe with tf_efficientnet_lite0 on the embedded digits demo.
+# ARGS adds Hydra overrides.
 train: demo
-	$(BIN)/imgclf train $(ARGS)
+	$(BIN)/imgclf train experiment=digits $(ARGS)
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)

@@ -6,7 +6,8 @@ from torch import nn
 
 from imgclf.head import AdaptiveConcatPool2d, create_head
 from imgclf.model import ImageClassifier
-from imgclf.optim import no_decay_names, param_groups
+from imgclf.optim import no_decay_names
+from imgclf.recipe import Stage
 
 
 @pytest.fixture(scope="module")
@@ -60,15 +61,31 @@ def test_forward_backward_reaches_every_parameter(model):
     model.zero_grad()
 
 
-def test_no_weight_decay_on_norm_and_bias(model):
+def test_one_named_param_group_per_layer_group_without_decay_on_norm_and_bias(model):
     skip = no_decay_names(model)
     assert "body.bn1.weight" in skip and "head.2.weight" in skip and "head.2.bias" in skip
     assert "body.conv_stem.weight" not in skip and "head.4.weight" not in skip
-    groups = {g["name"]: g for g in param_groups(model, weight_decay=0.05)}
-    assert groups["decay"]["weight_decay"] == 0.05 and groups["no_decay"]["weight_decay"] == 0.0
-    n_decay = sum(p.numel() for p in groups["decay"]["params"])
-    n_no_decay = sum(p.numel() for p in groups["no_decay"]["params"])
-    assert n_decay + n_no_decay == sum(p.numel() for p in model.parameters())
+    optimizer = model.build_optimizer([1e-4, 1e-3, 1e-2])
+    assert [g["name"] for g in optimizer.param_groups] == ["body_early", "body_late", "head"]
+    assert [g["lr"] for g in optimizer.param_groups] == [1e-4, 1e-3, 1e-2]
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    assert len(params) == len(list(model.parameters())) == len({id(p) for p in params})
+    head = optimizer.param_groups[2]
+    masks = dict(zip([n for n, _ in model.groups[2].params], head["decay_mask"], strict=True))
+    assert masks["head.4.weight"] and not masks["head.2.weight"]
+
+
+def test_precompute_stage_feeds_features_to_the_head(model):
+    model.set_stage(Stage(name="head", freeze_to=-1, lr=1e-3, precompute=True))
+    assert model.input_kind == "features"
+    assert all(not p.requires_grad for p in model.body.parameters())
+    assert all(p.requires_grad for p in model.head.parameters())
+    model.eval()
+    images = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        assert torch.allclose(model.logits(model.pooled_features(images)), model(images), atol=1e-5)
+    model.set_stage(Stage(name="all", freeze_to=0, lr=1e-3))
+    assert model.input_kind == "images" and all(p.requires_grad for p in model.parameters())
 
 
 def test_data_config_comes_from_the_backbone(model):
@@ -88,8 +105,3 @@ def test_validation_metrics_are_micro_accuracy_and_mean_cross_entropy(model):
     assert model.valid_acc.compute().item() == pytest.approx(0.5)
     expected = torch.nn.functional.cross_entropy(logits, labels).item()
     assert model.valid_logloss.compute().item() == pytest.approx(expected)
-
-
-def test_unknown_scheduler_is_rejected():
-    with pytest.raises(ValueError, match="one_cycle"):
-        ImageClassifier(num_classes=2, weights="none", scheduler="triangle")

@@ -1,5 +1,6 @@
 """End to end: `imgclf train` on a tiny generated image folder, as a user runs it."""
 
+import csv
 import json
 import os
 import subprocess
@@ -37,7 +38,9 @@ def trained_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         "data.image_size=32",
         "data.batch_size=8",
         "data.num_workers=0",
-        "trainer.max_epochs=2",
+        "recipe=lesson1",  # LR finder, precomputed head stage, unfrozen SGDR stage (2 + 7 epochs)
+        "lr_find.num_iter=20",
+        f"paths.cache_dir={tmp / 'cache'}",
         "logger=many",
         f"paths.log_dir={tmp / 'logs'}",
         cwd=tmp,
@@ -72,17 +75,19 @@ def test_summary_json_reports_the_run(trained_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["backbone"] == "tf_efficientnet_lite0"
     assert summary["image_size"] == 32
-    assert summary["epochs"] == 2
+    assert summary["epochs"] == 9
+    assert summary["recipe"] == "lesson1"
     assert summary["classes"] == ["cats", "dogs"]
     assert summary["train_images"] == 24
     assert summary["valid_images"] == 12
     assert summary["skipped_files"] == 0
-    assert set(summary["lr"]) == {"decay", "no_decay"}
-    assert all(lr > 0 for lr in summary["lr"].values())
+    assert list(summary["lr"]) == ["body_early", "body_late", "head"]
+    early, late, head = summary["lr"].values()
+    assert early == pytest.approx(head / 100) and late == pytest.approx(head / 10)  # lr_mult 100
     assert 0.0 <= summary["best_valid_acc"] <= 1.0
     assert summary["valid_logloss"] > 0
     assert summary["wall_seconds"] > 0
-    assert len(summary["history"]) == 2
+    assert len(summary["history"]) == 9
     assert summary["best_valid_acc"] == max(h["valid/acc"] for h in summary["history"])
     best = Path(summary["best_checkpoint"])
     assert best.name == "best.ckpt" and best.is_file()
@@ -106,3 +111,65 @@ def test_missing_data_root_is_a_one_line_error(tmp_path):
     lines = result.stderr.strip().splitlines()
     assert lines[-1].startswith("error: ") and "nowhere" in lines[-1]
     assert "Traceback" not in result.stderr
+
+
+def test_stages_are_recorded_with_their_lr_finder_and_checkpoints(trained_run):
+    result, _ = trained_run
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    stages = json.loads((run_dir / "summary.json").read_text())["stages"]
+    assert [s["name"] for s in stages] == ["head", "finetune"]
+    assert [s["epochs"] for s in stages] == [2, 7]
+    for stage in stages:
+        assert stage["seconds"] > 0 and 0 <= stage["valid_acc"] <= 1 and stage["valid_logloss"] > 0
+        assert set(stage["lr"]) == {"body_early", "body_late", "head"}
+        assert Path(stage["checkpoint"]).is_file()
+        assert stage["lr"]["head"] == pytest.approx(stage["lr_find"]["suggestion"])
+        assert (run_dir / f"lr_find_{stage['name']}.png").read_bytes()[:4] == b"\x89PNG"
+    assert stages[0]["precompute"]["reused"] is False
+    assert "LR finder (finetune)" in result.stdout
+
+
+def test_one_logger_run_with_a_continuous_step_and_per_group_lrs(trained_run):
+    result, _ = trained_run
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    with open(run_dir / "csv" / "metrics.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    lr_columns = [c for c in rows[0] if c.startswith("lr-")]
+    assert sorted(lr_columns) == [
+        "lr-GroupedAdamW/body_early",
+        "lr-GroupedAdamW/body_late",
+        "lr-GroupedAdamW/head",
+    ]
+    steps = [int(r["step"]) for r in rows if r.get("lr-GroupedAdamW/head")]
+    assert steps == sorted(steps) and len(set(steps)) == len(steps)
+    epochs = sorted({int(r["epoch"]) for r in rows if r.get("valid/acc")})
+    assert epochs == list(range(9))
+
+
+def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
+    result = run_cli(
+        "lr-find",
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "lr_find.num_iter=15",
+        "lr_find.stage=finetune",
+        "logger=csv",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    assert run_dir.parent == tmp_path / "logs" / "lr_find"
+    summary = json.loads((run_dir / "summary.json").read_text())
+    found = summary["lr_find"]
+    assert summary["stage"] == "finetune" and found["method"] == "valley"
+    assert f"suggests {found['suggestion']:.2e}" in result.stdout
+    early, late, head = found["group_lrs"].values()
+    assert head == pytest.approx(found["suggestion"]) and early == pytest.approx(head / 100)
+    assert (run_dir / "lr_find.png").read_bytes()[:4] == b"\x89PNG"

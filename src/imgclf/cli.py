@@ -1,4 +1,4 @@
-"""The `imgclf` command: `imgclf train [overrides]`, `imgclf demo [root]`.
+"""The `imgclf` command: `imgclf train|lr-find [overrides]`, `imgclf demo [root]`.
 
 Subcommands that take a config hand their arguments to Hydra, so `imgclf train --help`
 lists the config groups and `group=option key=value` overrides work as in any Hydra app.
@@ -17,6 +17,7 @@ USAGE = """usage: imgclf <command> [hydra overrides]
 
 commands:
   train    fine-tune a pretrained backbone on an image folder (see `imgclf train --help`)
+  lr-find  LR range test for a recipe stage: plot, suggestion (see `imgclf lr-find --help`)
   demo     build the embedded handwritten-digits demo folder (default: data/digits)
 
 example:
@@ -56,6 +57,12 @@ def train_task(cfg) -> Path:
     return train(cfg)
 
 
+def lr_find_task(cfg) -> Path:
+    from imgclf.train import lr_find_run
+
+    return lr_find_run(cfg)
+
+
 def demo_command(argv: list[str]) -> None:
     from imgclf.demo import build_digits_demo
 
@@ -72,6 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command == "train":
             run_hydra(train_task, "train", rest, "imgclf train")
+        elif command == "lr-find":
+            run_hydra(lr_find_task, "train", ["task_name=lr_find", *rest], "imgclf lr-find")
         elif command == "demo":
             demo_command(rest)
         else:

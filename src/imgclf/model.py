@@ -3,25 +3,36 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import lightning as L
 import torch
 import torch.nn.functional as F
+from torch import nn
 from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
+from imgclf.groups import apply_freeze, layer_groups, set_eval, spread_lrs
 from imgclf.head import create_head
-from imgclf.optim import param_groups
+from imgclf.optim import GroupedAdamW, layer_param_groups
+from imgclf.recipe import Stage
+from imgclf.schedules import build_scheduler, one_cycle_factor, sgdr_factor
 from imgclf.weights import create_body, data_config_for
 
-SCHEDULERS = ("one_cycle", "cosine", "constant")
+# What a model trains with when no recipe stage was set: everything, one cycle, 1e-3.
+DEFAULT_STAGE = Stage(name="train", lr=1e-3, schedule="one_cycle")
+# The head's first two layers pool and flatten; cached features enter right after them.
+HEAD_FEATURES_INDEX = 2
 
 
 class ImageClassifier(L.LightningModule):
     """timm body (`num_classes=0`, no pooling) + concat-pool head, trained with AdamW.
 
-    Metrics follow the course: accuracy is the share of images right (micro average)
-    and log-loss is the mean per-image cross-entropy, the Kaggle Dogs-vs-Cats score.
+    The parameters split into `n_groups` layer groups (early body, late body, head by
+    default). A recipe stage (`set_stage`) decides which groups train, their learning
+    rates and the schedule; every stage is its own `Trainer.fit` call, so DDP wraps the
+    model afresh after each freeze change. Metrics follow the course: accuracy is the
+    share of images right (micro average), log-loss the mean per-image cross-entropy.
     """
 
     def __init__(
@@ -31,17 +42,11 @@ class ImageClassifier(L.LightningModule):
         weights: str = "auto",
         head_hidden: Sequence[int] = (512,),
         head_dropout: Sequence[float] = (0.25, 0.5),
-        lr: float = 1e-3,
+        n_groups: int = 3,
         weight_decay: float = 0.01,
-        scheduler: str = "one_cycle",
-        pct_start: float = 0.25,
         class_names: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
-        if scheduler not in SCHEDULERS:
-            raise ValueError(
-                f"unknown scheduler {scheduler!r}: choose one of {', '.join(SCHEDULERS)}"
-            )
         # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
         # even when Hydra passed ListConfigs.
         head_hidden = [int(n) for n in head_hidden]
@@ -51,16 +56,58 @@ class ImageClassifier(L.LightningModule):
         self.body = create_body(backbone, weights)
         self.head = create_head(self.body.num_features, num_classes, head_hidden, head_dropout)
         self.data_config = data_config_for(self.body)
+        self.groups = layer_groups(self.body, self.head, n_groups)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_logloss = MeanMetric()
+        self.stage = DEFAULT_STAGE
+        self.stage_lrs: list[float] | None = None
+        # "images" normally; "features" while a precompute stage feeds cached body features.
+        self.input_kind = "images"
+        self._held_in_eval: list[nn.Module] = []
 
+    # -- stages --------------------------------------------------------------------------
+    @property
+    def group_names(self) -> list[str]:
+        return [group.name for group in self.groups]
+
+    def set_stage(self, stage: Stage, lrs: Sequence[float] | None = None) -> list[float]:
+        """Freeze/unfreeze for `stage` and fix its per-group learning rates (returned)."""
+        self.stage = stage
+        if lrs is None:
+            lrs = spread_lrs(stage.lr, len(self.groups), stage.lr_mult)
+        self.stage_lrs = [float(lr) for lr in lrs]
+        # A precompute stage never runs the body: hold it entirely, statistics included.
+        train_bn = stage.train_bn and not stage.precompute
+        self._held_in_eval = apply_freeze(self, self.groups, stage.freeze_to, train_bn)
+        self.input_kind = "features" if stage.precompute else "images"
+        if self.training:
+            set_eval(self._held_in_eval)
+        return self.stage_lrs
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:  # Lightning switches to train mode every epoch: keep frozen norms frozen
+            set_eval(self._held_in_eval)
+        return self
+
+    # -- forward and steps ---------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x))
 
+    def head_on_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled body features (what the precompute cache stores)."""
+        return self.head[HEAD_FEATURES_INDEX:](features)
+
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head[:HEAD_FEATURES_INDEX](self.body(images))
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.head_on_features(inputs) if self.input_kind == "features" else self(inputs)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
-        images, labels = batch
-        logits = self(images)
+        inputs, labels = batch
+        logits = self.logits(inputs)
         loss = F.cross_entropy(logits, labels)
         self.train_acc(logits, labels)
         self.log("train/loss", loss, prog_bar=True)
@@ -68,8 +115,8 @@ class ImageClassifier(L.LightningModule):
         return loss
 
     def validation_step(self, batch, batch_idx: int) -> None:
-        images, labels = batch
-        logits = self(images)
+        inputs, labels = batch
+        logits = self.logits(inputs)
         self.valid_acc(logits, labels)
         self.valid_logloss(F.cross_entropy(logits, labels, reduction="none"))
         self.log("valid/acc", self.valid_acc, prog_bar=True)
@@ -79,24 +126,37 @@ class ImageClassifier(L.LightningModule):
         images, _ = batch
         return self(images).softmax(dim=1)
 
+    # -- optimizer and schedule ----------------------------------------------------------
+    def build_optimizer(self, lrs: Sequence[float]) -> GroupedAdamW:
+        """AdamW with one named param group per layer group at the given learning rates."""
+        groups = [(g.name, [name for name, _ in g.params]) for g in self.groups]
+        return GroupedAdamW(
+            layer_param_groups(self, groups, lrs), weight_decay=self.hparams.weight_decay
+        )
+
     def configure_optimizers(self):
-        hp = self.hparams
-        optimizer = torch.optim.AdamW(param_groups(self, hp.weight_decay), lr=hp.lr)
-        if hp.scheduler == "constant":
+        stage = self.stage
+        lrs = self.stage_lrs or spread_lrs(stage.lr, len(self.groups), stage.lr_mult)
+        optimizer = self.build_optimizer(lrs)
+        if stage.schedule == "constant":
             return optimizer
-        total = int(self.trainer.estimated_stepping_batches)
-        if hp.scheduler == "one_cycle":
-            # fastai's fit_one_cycle: warm up from lr/25, anneal to lr/1e5, momentum cycled.
-            scheduler = torch.optim.lr_scheduler.OneCycleLR(
-                optimizer,
-                max_lr=hp.lr,
-                total_steps=total,
-                pct_start=hp.pct_start,
-                div_factor=25.0,
-                final_div_factor=1e5,
+        # Steps of this stage only: each stage is its own fit with its own schedule.
+        steps_per_epoch = max(
+            1, round(self.trainer.estimated_stepping_batches / self.trainer.max_epochs)
+        )
+        total = steps_per_epoch * stage.num_epochs
+        if stage.schedule == "sgdr":
+            factor = partial(
+                sgdr_factor,
+                steps_per_epoch=steps_per_epoch,
+                cycle_len=stage.cycle_len,
+                cycle_mult=stage.cycle_mult,
             )
         else:
-            scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+            factor = partial(
+                one_cycle_factor, total_steps=total, pct_start=stage.pct_start, div=stage.div
+            )
+        scheduler = build_scheduler(optimizer, factor)
         return {
             "optimizer": optimizer,
             "lr_scheduler": {"scheduler": scheduler, "interval": "step"},

@@ -10,7 +10,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks import MetricsHistory
-from imgclf.summary import best_epoch, peak_lrs, write_json
+from imgclf.errors import UserError
+from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
+from imgclf.recipe import Stage, parse_recipe
+from imgclf.summary import best_epoch, write_json
 
 
 def instantiate_dict(section: DictConfig | None) -> list:
@@ -27,28 +30,43 @@ def finish_loggers(loggers: list) -> None:
             logger.experiment.finish()
 
 
-def train(cfg: DictConfig) -> Path:
-    """Fit the configured model on the configured data; return the run directory."""
-    started = time.perf_counter()
-    run_dir = Path(cfg.paths.output_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
-    L.seed_everything(cfg.seed, workers=True)
-
+def build(cfg: DictConfig):
+    """Data module (scanned), model sized for its classes, and the data module told the
+    backbone's input config."""
     datamodule = instantiate(cfg.data)
     datamodule.setup("fit")
     model = instantiate(
         cfg.model, num_classes=len(datamodule.classes), class_names=datamodule.classes
     )
     datamodule.set_data_config(model.data_config)
+    return datamodule, model
 
+
+def train(cfg: DictConfig) -> Path:
+    """Fit the configured model on the configured data with the recipe; return the run dir."""
+    started = time.perf_counter()
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+    stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
+
+    datamodule, model = build(cfg)
     history = MetricsHistory()
     callbacks = [*instantiate_dict(cfg.get("callbacks")), history]
     loggers = instantiate_dict(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    trainer.fit(model, datamodule=datamodule)
+    stage_records = fit_recipe(
+        trainer,
+        model,
+        datamodule,
+        stages,
+        run_dir,
+        cache_dir=Path(cfg.paths.cache_dir),
+        lr_find_cfg=OmegaConf.to_container(cfg.lr_find, resolve=True),
+    )
 
     best = best_epoch(history.history)
     checkpoint = trainer.checkpoint_callback
@@ -56,10 +74,11 @@ def train(cfg: DictConfig) -> Path:
         "backbone": model.hparams.backbone,
         "weights": model.hparams.weights,
         "image_size": datamodule.image_size,
+        "recipe": cfg.recipe.get("name"),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
-        "lr": peak_lrs(trainer.optimizers[0]),
-        "scheduler": model.hparams.scheduler,
+        "lr": stage_records[-1]["lr"],
+        "stages": stage_records,
         "wall_seconds": round(time.perf_counter() - started, 2),
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
@@ -73,6 +92,44 @@ def train(cfg: DictConfig) -> Path:
         "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
         "history": history.history,
     }
-    write_json(run_dir / "summary.json", summary)
+    if trainer.is_global_zero:
+        write_json(run_dir / "summary.json", summary)
+    finish_loggers(loggers)
+    return run_dir
+
+
+def pick_stage(stages: list[Stage], wanted) -> Stage:
+    """`lr_find.stage`: a name, an index, or None for the first stage with lr auto."""
+    if wanted is None:
+        return next((s for s in stages if s.lr == "auto"), stages[0])
+    for i, stage in enumerate(stages):
+        if str(wanted) in (stage.name, str(i)):
+            return stage
+    raise UserError(
+        f"no stage {wanted!r} in the recipe; stages: {', '.join(s.name for s in stages)}"
+    )
+
+
+def lr_find_run(cfg: DictConfig) -> Path:
+    """`imgclf lr-find`: the range test for one recipe stage; plot, suggestion, summary.json."""
+    run_dir = Path(cfg.paths.output_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    L.seed_everything(cfg.seed, workers=True)
+    stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
+    stage = pick_stage(stages, cfg.lr_find.get("stage"))
+    datamodule, model = build(cfg)
+    datamodule.requested_image_size = stage.image_size or datamodule.requested_image_size
+    loggers = instantiate_dict(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)
+    model.set_stage(stage, lrs=[1.0] * len(model.groups))
+    record: dict = {"stage": stage.name}
+    loaders = stage_loaders(trainer, model, datamodule, stage, Path(cfg.paths.cache_dir), record)
+    loader = loaders.get("train_dataloaders") or datamodule.train_dataloader()
+    lr_find_cfg = OmegaConf.to_container(cfg.lr_find, resolve=True)
+    record["lr_find"] = find_stage_lr(
+        trainer, model, loader, stage, run_dir, lr_find_cfg, "lr_find.png"
+    )
+    write_json(run_dir / "summary.json", record)
     finish_loggers(loggers)
     return run_dir
