@@ -23,8 +23,14 @@ def test_decay_skips_norms_and_biases_and_matches_torch_adamw():
     skip = no_decay_names(reference)
     theirs = torch.optim.AdamW(
         [
-            {"params": [p for n, p in reference.named_parameters() if n not in skip], "weight_decay": 0.5},
-            {"params": [p for n, p in reference.named_parameters() if n in skip], "weight_decay": 0.0},
+            {
+                "params": [p for n, p in reference.named_parameters() if n not in skip],
+                "weight_decay": 0.5,
+            },
+            {
+                "params": [p for n, p in reference.named_parameters() if n in skip],
+                "weight_decay": 0.0,
+            },
         ],
         lr=0.1,
     )
@@ -56,7 +62,9 @@ def test_state_dict_round_trip_keeps_names_and_masks():
     names = [n for n, _ in model.named_parameters()]
     opt = GroupedAdamW(layer_param_groups(model, [("a", names[:2]), ("b", names[2:])], [0.01, 0.1]))
     state = opt.state_dict()
-    again = GroupedAdamW(layer_param_groups(model, [("a", names[:2]), ("b", names[2:])], [1.0, 1.0]))
+    again = GroupedAdamW(
+        layer_param_groups(model, [("a", names[:2]), ("b", names[2:])], [1.0, 1.0])
+    )
     again.load_state_dict(state)
     assert [g["lr"] for g in again.param_groups] == pytest.approx([0.01, 0.1])
     assert again.param_groups[0]["decay_mask"] == [True, False]

@@ -100,7 +100,9 @@ def test_head_trained_on_cache_equals_head_trained_through_frozen_body(setup, tm
     head_a = train_head(on_cache, [(feats[i], labels[i]) for i in order], steps=3)
 
     through_body = copy.deepcopy(base)
-    through_body.set_stage(Stage(name="head", freeze_to=-1, lr=1e-2, train_bn=False, schedule="constant"))
+    through_body.set_stage(
+        Stage(name="head", freeze_to=-1, lr=1e-2, train_bn=False, schedule="constant")
+    )
     plain = dm.eval_transform()
     from imgclf.data import ImageFileDataset
 
@@ -114,7 +116,9 @@ def test_head_trained_on_cache_equals_head_trained_through_frozen_body(setup, tm
 
 def test_feature_loaders_batch_rows(setup, tmp_path):
     dm, model = setup
-    train, valid = feature_loaders(precompute_features(model, dm, 0, tmp_path), batch_size=4, seed=0)
+    train, valid = feature_loaders(
+        precompute_features(model, dm, 0, tmp_path), batch_size=4, seed=0
+    )
     x, y = next(iter(train))
     assert x.shape == (4, 2560) and y.shape == (4,)
     assert sum(len(b[1]) for b in valid) == 8

@@ -12,7 +12,9 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def test_stage_defaults_and_sgdr_epochs():
-    stage = parse_stage({"name": "ft", "lr": "auto", "schedule": "sgdr", "n_cycles": 3, "cycle_mult": 2}, 0)
+    stage = parse_stage(
+        {"name": "ft", "lr": "auto", "schedule": "sgdr", "n_cycles": 3, "cycle_mult": 2}, 0
+    )
     assert stage.num_epochs == 7  # 1 + 2 + 4
     assert parse_stage({"name": "x", "epochs": 2}, 0).num_epochs == 2
     assert parse_stage({"lr": [1e-4, 1e-3, 1e-2]}, 3).name == "stage3"
@@ -51,7 +53,9 @@ def test_shipped_recipes_parse(name):
     assert stages[0].freeze_to == -1 and stages[-1].freeze_to == 0
     if name == "lesson1":
         assert stages[0].precompute and stages[0].lr == "auto"
-        assert stages[1].schedule == "sgdr" and stages[1].lr_mult == 100 and stages[1].num_epochs == 7
+        assert (
+            stages[1].schedule == "sgdr" and stages[1].lr_mult == 100 and stages[1].num_epochs == 7
+        )
     else:
         assert [s.num_epochs for s in stages] == [1, 4]
         assert stages[1].lr == pytest.approx(stages[0].lr / 2) and stages[1].lr_mult == 100

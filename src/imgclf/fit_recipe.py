@@ -34,7 +34,13 @@ def log_image(trainer: L.Trainer, key: str, path: Path) -> None:
 
 
 def find_stage_lr(
-    trainer, model, loader, stage: Stage, run_dir: Path, lr_find_cfg: dict, plot_name: str | None = None
+    trainer,
+    model,
+    loader,
+    stage: Stage,
+    run_dir: Path,
+    lr_find_cfg: dict,
+    plot_name: str | None = None,
 ) -> dict:
     """LR finder for a stage with `lr: auto`: sets the stage's LRs, saves and logs the plot."""
     settings = {k: v for k, v in lr_find_cfg.items() if k != "stage"}
@@ -48,18 +54,30 @@ def find_stage_lr(
         "group_lrs": dict(zip(model.group_names, lrs, strict=True)),
     }
     if trainer.is_global_zero:
-        path = plot_lr_find(result.lrs, result.losses, top, result.method, run_dir / (plot_name or f"lr_find_{stage.name}.png"))
+        path = plot_lr_find(
+            result.lrs,
+            result.losses,
+            top,
+            result.method,
+            run_dir / (plot_name or f"lr_find_{stage.name}.png"),
+        )
         log_image(trainer, f"lr_find/{stage.name}", path)
         record["plot"] = str(path)
-    print(f"LR finder ({stage.name}): {result.method} suggests {top:.2e}; group LRs {[f'{lr:.1e}' for lr in lrs]}")
+    print(
+        f"LR finder ({stage.name}): {result.method} suggests {top:.2e}; group LRs {[f'{lr:.1e}' for lr in lrs]}"
+    )
     return record
 
 
-def stage_loaders(trainer, model, datamodule, stage: Stage, cache_dir: Path, record: dict, seed_offset: int = 0) -> dict:
+def stage_loaders(
+    trainer, model, datamodule, stage: Stage, cache_dir: Path, record: dict, seed_offset: int = 0
+) -> dict:
     """`trainer.fit` data arguments for a stage: the image data module, or cached features."""
     if not stage.precompute:
         return {"datamodule": datamodule}
-    features = precompute_features(model, datamodule, stage.precompute_aug, cache_dir, device=trainer.strategy.root_device)
+    features = precompute_features(
+        model, datamodule, stage.precompute_aug, cache_dir, device=trainer.strategy.root_device
+    )
     train, valid = feature_loaders(features, datamodule.batch_size, datamodule.seed + seed_offset)
     record["precompute"] = {"cache": str(features.directory), "reused": features.reused}
     return {"train_dataloaders": train, "val_dataloaders": valid}
@@ -84,12 +102,20 @@ def fit_recipe(
             model.set_stage(stage, lrs=[1.0] * len(model.groups))
         else:
             model.set_stage(stage)
-        record: dict = {"name": stage.name, "epochs": stage.num_epochs, "image_size": datamodule.image_size}
+        record: dict = {
+            "name": stage.name,
+            "epochs": stage.num_epochs,
+            "image_size": datamodule.image_size,
+        }
 
-        loaders = stage_loaders(trainer, model, datamodule, stage, cache_dir, record, seed_offset=index)
+        loaders = stage_loaders(
+            trainer, model, datamodule, stage, cache_dir, record, seed_offset=index
+        )
         if stage.lr == "auto":
             loader = loaders.get("train_dataloaders") or datamodule.train_dataloader()
-            record["lr_find"] = find_stage_lr(trainer, model, loader, stage, run_dir, lr_find_cfg or {})
+            record["lr_find"] = find_stage_lr(
+                trainer, model, loader, stage, run_dir, lr_find_cfg or {}
+            )
         lrs = model.stage_lrs
 
         trainer.fit_loop.max_epochs = trainer.current_epoch + stage.num_epochs

@@ -103,7 +103,9 @@ def precompute_features(
     directory = Path(cache_dir) / cache_key(model, datamodule, views)
     reused = (directory / "complete").exists()
     if not reused:
-        build_cache(model, datamodule, views, directory, device, batch_size or datamodule.batch_size)
+        build_cache(
+            model, datamodule, views, directory, device, batch_size or datamodule.batch_size
+        )
 
     def load(name: str) -> np.ndarray:
         return np.load(directory / name, mmap_mode="r")
@@ -137,7 +139,10 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
     try:
         train_views = max(views, 1)
         train = np.lib.format.open_memmap(
-            staging / "train.npy", mode="w+", dtype=np.float32, shape=(train_views, len(datamodule.train_items), dim)
+            staging / "train.npy",
+            mode="w+",
+            dtype=np.float32,
+            shape=(train_views, len(datamodule.train_items), dim),
         )
         for view in range(train_views):
             if views == 0:
@@ -154,15 +159,32 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
                     do_flip=datamodule.do_flip,
                     seed=datamodule.seed + view,
                 )
-            write_features(model, loader(datamodule.train_items, transform, datamodule.seed + view), train, view, device)
+            write_features(
+                model,
+                loader(datamodule.train_items, transform, datamodule.seed + view),
+                train,
+                view,
+                device,
+            )
         train.flush()
         valid = np.lib.format.open_memmap(
-            staging / "valid.npy", mode="w+", dtype=np.float32, shape=(1, len(datamodule.valid_items), dim)
+            staging / "valid.npy",
+            mode="w+",
+            dtype=np.float32,
+            shape=(1, len(datamodule.valid_items), dim),
         )
-        write_features(model, loader(datamodule.valid_items, datamodule.eval_transform(), 0), valid, 0, device)
+        write_features(
+            model, loader(datamodule.valid_items, datamodule.eval_transform(), 0), valid, 0, device
+        )
         valid.flush()
-        np.save(staging / "train_labels.npy", np.array([y for _, y in datamodule.train_items], dtype=np.int64))
-        np.save(staging / "valid_labels.npy", np.array([y for _, y in datamodule.valid_items], dtype=np.int64))
+        np.save(
+            staging / "train_labels.npy",
+            np.array([y for _, y in datamodule.train_items], dtype=np.int64),
+        )
+        np.save(
+            staging / "valid_labels.npy",
+            np.array([y for _, y in datamodule.valid_items], dtype=np.int64),
+        )
         (staging / "complete").write_text("ok\n")
         shutil.rmtree(directory, ignore_errors=True)
         staging.rename(directory)
@@ -170,10 +192,15 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
         model.train(was_training)
 
 
-def feature_loaders(features: PrecomputedFeatures, batch_size: int, seed: int) -> tuple[DataLoader, DataLoader]:
+def feature_loaders(
+    features: PrecomputedFeatures, batch_size: int, seed: int
+) -> tuple[DataLoader, DataLoader]:
     """Loaders over cached features; in-process (reading a memory map needs no workers)."""
     train = DataLoader(
-        features.train, batch_size=batch_size, shuffle=True, generator=torch.Generator().manual_seed(seed)
+        features.train,
+        batch_size=batch_size,
+        shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
     )
     valid = DataLoader(features.valid, batch_size=batch_size, shuffle=False)
     return train, valid

@@ -67,7 +67,9 @@ def _check_lr(stage: str, lr) -> None:
     values = list(lr) if isinstance(lr, Sequence) else [lr]
     for value in values:
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-            raise UserError(f"stage {stage!r}: learning rates must be positive numbers, got {value!r}")
+            raise UserError(
+                f"stage {stage!r}: learning rates must be positive numbers, got {value!r}"
+            )
 
 
 def parse_stage(entry: Mapping, index: int) -> Stage:
@@ -85,9 +87,13 @@ def parse_stage(entry: Mapping, index: int) -> Stage:
     stage = Stage(**entry)
     _check_lr(name, stage.lr)
     if stage.schedule not in SCHEDULES:
-        raise UserError(f"stage {name!r}: unknown schedule {stage.schedule!r}; choose {', '.join(SCHEDULES)}")
+        raise UserError(
+            f"stage {name!r}: unknown schedule {stage.schedule!r}; choose {', '.join(SCHEDULES)}"
+        )
     if stage.suggestion not in SUGGESTIONS:
-        raise UserError(f"stage {name!r}: unknown suggestion {stage.suggestion!r}; choose {', '.join(SUGGESTIONS)}")
+        raise UserError(
+            f"stage {name!r}: unknown suggestion {stage.suggestion!r}; choose {', '.join(SUGGESTIONS)}"
+        )
     if stage.num_epochs < 1:
         raise UserError(f"stage {name!r}: needs at least one epoch")
     if stage.lr_mult is not None and not stage.lr_mult > 0:
