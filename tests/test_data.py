@@ -209,3 +209,8 @@ def test_without_worker_seeding_albumentations_repeats_itself(tmp_path):
     first, second = epoch_samples(plain)
     assert torch.equal(first[0], first[1])  # worker 0 and worker 1 draw the same crop
     assert torch.equal(first[0], second[0])  # and the next epoch repeats it
+
+
+def test_unknown_augmentation_preset_is_rejected_up_front(tmp_path):
+    with pytest.raises(UserError, match="unknown data.augment 'sideways': choose one of side_on"):
+        FolderDataModule(tmp_path, augment="sideways")

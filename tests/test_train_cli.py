@@ -173,3 +173,30 @@ def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
     early, late, head = found["group_lrs"].values()
     assert head == pytest.approx(found["suggestion"]) and early == pytest.approx(head / 100)
     assert (run_dir / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=40)
+    result = run_cli(
+        "train",
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "recipe=fine_tune",
+        "recipe.stages.1.epochs=1",
+        "logger=csv",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads(
+        (Path(result.stdout.strip().splitlines()[-1]) / "summary.json").read_text()
+    )
+    frozen, unfrozen = summary["stages"]
+    assert (frozen["name"], frozen["epochs"], unfrozen["epochs"]) == ("frozen", 1, 1)
+    assert set(frozen["lr"].values()) == {2e-3}
+    assert unfrozen["lr"]["head"] == pytest.approx(1e-3)
+    assert unfrozen["lr"]["body_early"] == pytest.approx(1e-5)
+    assert summary["epochs"] == 2 and "lr_find" not in frozen

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from imgclf.errors import UserError
 from imgclf.images import VERIFY_MODES, list_images, load_rgb, unreadable_reason
-from imgclf.transforms import eval_transform, seed_worker, train_transform
+from imgclf.transforms import PRESETS, eval_transform, seed_worker, train_transform
 
 Item = tuple[Path, int]
 UNLABELLED = -1
@@ -105,6 +105,8 @@ class FolderDataModule(L.LightningDataModule):
             raise UserError(
                 f"unknown data.verify {verify!r}: choose one of {', '.join(VERIFY_MODES)}"
             )
+        if augment not in PRESETS:
+            raise UserError(f"unknown data.augment {augment!r}: choose one of {', '.join(PRESETS)}")
         if not 0.0 < valid_pct < 1.0:
             raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
         self.root = Path(root).expanduser()
