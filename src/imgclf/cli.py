@@ -32,7 +32,7 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "configs"
 
 
-def run_hydra(task: Callable, config_name: str, argv: list[str], prog: str) -> None:
+def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
     import hydra
 
@@ -43,11 +43,17 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], prog: str) -> N
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        if result is not None:
+        if (
+            result is not None
+            and int(os.environ.get("LOCAL_RANK", "0")) == 0
+            and int(os.environ.get("NODE_RANK", "0")) == 0
+        ):
             # The last line we print is the run directory, for scripts and for humans.
             print(result, flush=True)
 
-    sys.argv = [prog, *argv]
+    # Keep the real program path in argv[0]: Lightning's DDP launcher re-runs it, with
+    # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
+    sys.argv = [sys.argv[0], *argv]
     app()
 
 
@@ -70,17 +76,25 @@ def demo_command(argv: list[str]) -> None:
     print(root)
 
 
+COMMANDS = ("train", "lr-find", "demo")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    relaunched = os.environ.get("IMGCLF_COMMAND")
+    if relaunched and "LOCAL_RANK" in os.environ and (not argv or argv[0] not in COMMANDS):
+        argv = [relaunched, *argv]  # a DDP rank started by Lightning with only the overrides
+    elif argv and argv[0] in COMMANDS:
+        os.environ["IMGCLF_COMMAND"] = argv[0]
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(USAGE)
         return
     command, rest = argv[0], argv[1:]
     try:
         if command == "train":
-            run_hydra(train_task, "train", rest, "imgclf train")
+            run_hydra(train_task, "train", rest)
         elif command == "lr-find":
-            run_hydra(lr_find_task, "train", ["task_name=lr_find", *rest], "imgclf lr-find")
+            run_hydra(lr_find_task, "train", ["task_name=lr_find", *rest])
         elif command == "demo":
             demo_command(rest)
         else:

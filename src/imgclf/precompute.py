@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,7 +121,8 @@ def precompute_features(
 
 def build_cache(model, datamodule, views: int, directory: Path, device, batch_size: int) -> None:
     """Write the cache into a temporary folder and rename it, so a half-written cache is never used."""
-    staging = directory.with_name(directory.name + ".partial")
+    # Per-process staging name: DDP ranks may build the same cache at the same time.
+    staging = directory.with_name(f"{directory.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     was_training = model.training
@@ -186,8 +188,11 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
             np.array([y for _, y in datamodule.valid_items], dtype=np.int64),
         )
         (staging / "complete").write_text("ok\n")
-        shutil.rmtree(directory, ignore_errors=True)
-        staging.rename(directory)
+        if (directory / "complete").exists():  # another process finished first: use its cache
+            shutil.rmtree(staging)
+        else:
+            shutil.rmtree(directory, ignore_errors=True)
+            staging.rename(directory)
     finally:
         model.train(was_training)
 

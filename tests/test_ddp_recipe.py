@@ -1,0 +1,48 @@
+"""The lesson1 recipe under real DDP: two CPU processes (gloo) started by Lightning."""
+
+import json
+import re
+from pathlib import Path
+
+from test_train_cli import run_cli
+
+from imgclf.testing import make_image_folder
+
+
+def test_lesson1_recipe_runs_on_two_processes_with_one_learning_rate(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
+    result = run_cli(
+        "train",
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        "data.batch_size=4",
+        "data.num_workers=0",
+        "lr_find.num_iter=10",
+        "logger=csv",
+        "+trainer.strategy=ddp",
+        "trainer.devices=2",
+        f"paths.log_dir={tmp_path / 'logs'}",
+        f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
+    # Both ranks print their LR finder lines; every rank must train with the same LRs.
+    found = re.findall(r"LR finder \((\w+)\): valley suggests (\S+);", result.stdout)
+    assert sorted(stage for stage, _ in found) == ["finetune", "finetune", "head", "head"]
+    agreed = dict(found)
+    assert all(agreed[stage] == lr for stage, lr in found)
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [s["name"] for s in summary["stages"]] == ["head", "finetune"]
+    assert summary["epochs"] == 9
+    for stage in summary["stages"]:
+        assert f"{stage['lr_find']['suggestion']:.2e}" == agreed[stage["name"]]
+        assert Path(stage["checkpoint"]).is_file()
+    assert 0.0 <= summary["best_valid_acc"] <= 1.0
+    # Only rank 0 writes the plots: one per stage, no duplicates from rank 1.
+    assert sorted(p.name for p in run_dir.glob("lr_find_*.png")) == [
+        "lr_find_finetune.png",
+        "lr_find_head.png",
+    ]
