@@ -4,26 +4,18 @@ import json
 import re
 from pathlib import Path
 
-from test_train_cli import run_cli
-
-from imgclf.testing import make_image_folder
+from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
 
 def test_lesson1_recipe_runs_on_two_processes_with_one_learning_rate(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
     result = run_cli(
         "train",
-        "data=folder",
-        f"data.root={root}",
-        "data.image_size=32",
-        "data.batch_size=4",
-        "data.num_workers=0",
+        *small_run_overrides(root, tmp_path),
         "lr_find.num_iter=10",
         "logger=csv",
         "+trainer.strategy=ddp",
         "trainer.devices=2",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

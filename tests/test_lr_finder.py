@@ -3,22 +3,15 @@
 import pytest
 import torch
 
-from imgclf.data import FolderDataModule
 from imgclf.lr_finder import lr_find
-from imgclf.model import ImageClassifier
 from imgclf.recipe import Stage
-from imgclf.testing import make_image_folder
+from imgclf.testing import make_image_folder, small_datamodule_and_model
 
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = make_image_folder(tmp_path_factory.mktemp("pets"), n_train=8, n_valid=2, size=40)
-    dm = FolderDataModule(root, image_size=32, batch_size=4, num_workers=0)
-    dm.setup("fit")
-    torch.manual_seed(0)
-    model = ImageClassifier(num_classes=2)
-    dm.set_data_config(model.data_config)
-    return dm, model
+    return small_datamodule_and_model(root)
 
 
 def test_range_test_restores_weights_buffers_and_freezing(setup):

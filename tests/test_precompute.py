@@ -7,11 +7,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from imgclf.data import FolderDataModule
-from imgclf.model import ImageClassifier
 from imgclf.precompute import feature_loaders, precompute_features
 from imgclf.recipe import Stage
-from imgclf.testing import make_image_folder
+from imgclf.testing import make_image_folder, small_datamodule_and_model
 
 HEAD_STAGE = Stage(name="head", freeze_to=-1, lr=1e-2, precompute=True, schedule="constant")
 
@@ -19,12 +17,7 @@ HEAD_STAGE = Stage(name="head", freeze_to=-1, lr=1e-2, precompute=True, schedule
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     root = make_image_folder(tmp_path_factory.mktemp("pets"), n_train=8, n_valid=4, size=40)
-    dm = FolderDataModule(root, image_size=32, batch_size=4, num_workers=0)
-    dm.setup("fit")
-    torch.manual_seed(0)
-    model = ImageClassifier(num_classes=2)
-    dm.set_data_config(model.data_config)
-    return dm, model
+    return small_datamodule_and_model(root)
 
 
 def test_cache_is_memory_mapped_and_reused(setup, tmp_path):

@@ -2,29 +2,15 @@
 
 import csv
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
 
-from imgclf.testing import make_image_folder
+from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    return subprocess.run(
-        [sys.executable, "-m", "imgclf.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -33,16 +19,10 @@ def trained_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     root = make_image_folder(tmp / "pets", classes=("cats", "dogs"), n_train=12, n_valid=6, size=48)
     result = run_cli(
         "train",
-        "data=folder",
-        f"data.root={root}",
-        "data.image_size=32",
-        "data.batch_size=8",
-        "data.num_workers=0",
+        *small_run_overrides(root, tmp, batch_size=8),
         "recipe=lesson1",  # LR finder, precomputed head stage, unfrozen SGDR stage (2 + 7 epochs)
         "lr_find.num_iter=20",
-        f"paths.cache_dir={tmp / 'cache'}",
         "logger=many",
-        f"paths.log_dir={tmp / 'logs'}",
         cwd=tmp,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -151,16 +131,10 @@ def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
     result = run_cli(
         "lr-find",
-        "data=folder",
-        f"data.root={root}",
-        "data.image_size=32",
-        "data.batch_size=4",
-        "data.num_workers=0",
+        *small_run_overrides(root, tmp_path),
         "lr_find.num_iter=15",
         "lr_find.stage=finetune",
         "logger=csv",
-        f"paths.log_dir={tmp_path / 'logs'}",
-        f"paths.cache_dir={tmp_path / 'cache'}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -179,15 +153,10 @@ def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=40)
     result = run_cli(
         "train",
-        "data=folder",
-        f"data.root={root}",
-        "data.image_size=32",
-        "data.batch_size=4",
-        "data.num_workers=0",
+        *small_run_overrides(root, tmp_path),
         "recipe=fine_tune",
         "recipe.stages.1.epochs=1",
         "logger=csv",
-        f"paths.log_dir={tmp_path / 'logs'}",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

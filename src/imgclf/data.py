@@ -234,7 +234,7 @@ class FolderDataModule(L.LightningDataModule):
         return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
     # -- transforms and loaders ----------------------------------------------------------
-    def train_transform(self):
+    def train_transform(self, seed: int | None = None):
         cfg = self.data_config
         return train_transform(
             self.augment,
@@ -244,7 +244,7 @@ class FolderDataModule(L.LightningDataModule):
             cfg["interpolation"],
             min_scale=self.min_scale,
             do_flip=self.do_flip,
-            seed=self.seed,
+            seed=self.seed if seed is None else seed,
         )
 
     def eval_transform(self):
@@ -253,32 +253,31 @@ class FolderDataModule(L.LightningDataModule):
             self.image_size, cfg["mean"], cfg["std"], cfg["interpolation"], cfg["crop_pct"]
         )
 
-    def _loader(self, dataset: Dataset, shuffle: bool) -> DataLoader:
+    def loader(
+        self, items: list[Item], transform, shuffle: bool = False, seed: int | None = None
+    ) -> DataLoader:
+        """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
+        follow `seed` (default: the data seed), and each new epoch's workers draw fresh
+        seeds from the generator."""
         return DataLoader(
-            dataset,
+            ImageFileDataset(items, transform),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             worker_init_fn=seed_worker,
-            # A generator of our own: shuffling and worker seeds follow `seed`, and each
-            # new epoch's workers draw fresh seeds from it.
-            generator=torch.Generator().manual_seed(self.seed),
+            generator=torch.Generator().manual_seed(self.seed if seed is None else seed),
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self._loader(
-            ImageFileDataset(self.train_items, self.train_transform()), shuffle=True
-        )
+        return self.loader(self.train_items, self.train_transform(), shuffle=True)
 
     def val_dataloader(self) -> DataLoader:
-        return self._loader(
-            ImageFileDataset(self.valid_items, self.eval_transform()), shuffle=False
-        )
+        return self.loader(self.valid_items, self.eval_transform())
 
     def test_dataloader(self) -> DataLoader:
-        return self._loader(ImageFileDataset(self.test_items, self.eval_transform()), shuffle=False)
+        return self.loader(self.test_items, self.eval_transform())
 
     def predict_dataloader(self) -> DataLoader:
         return self.test_dataloader()

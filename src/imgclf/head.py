@@ -7,6 +7,9 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+# The head's first two layers pool and flatten; precomputed features enter right after them.
+HEAD_FEATURES_INDEX = 2
+
 
 class AdaptiveConcatPool2d(nn.Module):
     """Average and max pooling side by side: twice the features, and it trains better (fastai)."""

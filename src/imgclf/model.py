@@ -13,7 +13,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from imgclf.groups import apply_freeze, layer_groups, set_eval, spread_lrs
-from imgclf.head import create_head
+from imgclf.head import HEAD_FEATURES_INDEX, create_head
 from imgclf.optim import GroupedAdamW, layer_param_groups
 from imgclf.recipe import Stage
 from imgclf.schedules import build_scheduler, one_cycle_factor, sgdr_factor
@@ -21,8 +21,6 @@ from imgclf.weights import create_body, data_config_for
 
 # What a model trains with when no recipe stage was set: everything, one cycle, 1e-3.
 DEFAULT_STAGE = Stage(name="train", lr=1e-3, schedule="one_cycle")
-# The head's first two layers pool and flatten; cached features enter right after them.
-HEAD_FEATURES_INDEX = 2
 
 
 class ImageClassifier(L.LightningModule):

@@ -24,8 +24,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from imgclf.data import ImageFileDataset, Item
-from imgclf.transforms import seed_worker, train_transform
+from imgclf.data import Item
+from imgclf.head import HEAD_FEATURES_INDEX
 
 
 class FeatureDataset(Dataset):
@@ -93,7 +93,7 @@ def write_features(model, loader: DataLoader, out: np.ndarray, view: int, device
 
 
 def precompute_features(
-    model, datamodule, views: int, cache_dir: str | Path, device=None, batch_size: int | None = None
+    model, datamodule, views: int, cache_dir: str | Path, device=None
 ) -> PrecomputedFeatures:
     """Cached pooled body features for the train and valid sets, computed if missing.
 
@@ -104,9 +104,7 @@ def precompute_features(
     directory = Path(cache_dir) / cache_key(model, datamodule, views)
     reused = (directory / "complete").exists()
     if not reused:
-        build_cache(
-            model, datamodule, views, directory, device, batch_size or datamodule.batch_size
-        )
+        build_cache(model, datamodule, views, directory, device)
 
     def load(name: str) -> np.ndarray:
         return np.load(directory / name, mmap_mode="r")
@@ -119,7 +117,7 @@ def precompute_features(
     )
 
 
-def build_cache(model, datamodule, views: int, directory: Path, device, batch_size: int) -> None:
+def build_cache(model, datamodule, views: int, directory: Path, device) -> None:
     """Write the cache into a temporary folder and rename it, so a half-written cache is never used."""
     # Per-process staging name: DDP ranks may build the same cache at the same time.
     staging = directory.with_name(f"{directory.name}.partial-{os.getpid()}")
@@ -127,46 +125,20 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
     staging.mkdir(parents=True)
     was_training = model.training
     model.eval()
-    dim = model.head[2].num_features  # the BatchNorm right after pooling: 2 x body features
-
-    def loader(items: list[Item], transform, seed: int) -> DataLoader:
-        return DataLoader(
-            ImageFileDataset(items, transform),
-            batch_size=batch_size,
-            num_workers=datamodule.num_workers,
-            worker_init_fn=seed_worker,
-            generator=torch.Generator().manual_seed(seed),
-        )
-
+    # The BatchNorm right after pooling: 2 x body features.
+    dim = model.head[HEAD_FEATURES_INDEX].num_features
+    items = datamodule.train_items
     try:
         train_views = max(views, 1)
         train = np.lib.format.open_memmap(
-            staging / "train.npy",
-            mode="w+",
-            dtype=np.float32,
-            shape=(train_views, len(datamodule.train_items), dim),
+            staging / "train.npy", mode="w+", dtype=np.float32, shape=(train_views, len(items), dim)
         )
         for view in range(train_views):
-            if views == 0:
-                transform = datamodule.eval_transform()
-            else:
-                cfg = datamodule.data_config
-                transform = train_transform(
-                    datamodule.augment,
-                    datamodule.image_size,
-                    cfg["mean"],
-                    cfg["std"],
-                    cfg["interpolation"],
-                    min_scale=datamodule.min_scale,
-                    do_flip=datamodule.do_flip,
-                    seed=datamodule.seed + view,
-                )
+            # No views: the plain eval pipeline; K views: K seeded draws of the augmentation.
+            seed = datamodule.seed + view
+            transform = datamodule.train_transform(seed) if views else datamodule.eval_transform()
             write_features(
-                model,
-                loader(datamodule.train_items, transform, datamodule.seed + view),
-                train,
-                view,
-                device,
+                model, datamodule.loader(items, transform, seed=seed), train, view, device
             )
         train.flush()
         valid = np.lib.format.open_memmap(
@@ -176,7 +148,11 @@ def build_cache(model, datamodule, views: int, directory: Path, device, batch_si
             shape=(1, len(datamodule.valid_items), dim),
         )
         write_features(
-            model, loader(datamodule.valid_items, datamodule.eval_transform(), 0), valid, 0, device
+            model,
+            datamodule.loader(datamodule.valid_items, datamodule.eval_transform()),
+            valid,
+            0,
+            device,
         )
         valid.flush()
         np.save(

@@ -14,14 +14,6 @@ def best_epoch(history: list[dict[str, float]], monitor: str = "valid/acc") -> d
     return max(scored, key=lambda h: h[monitor]) if scored else {}
 
 
-def peak_lrs(optimizer) -> dict[str, float]:
-    """The peak learning rate of each named param group (a schedule's max, else the current)."""
-    return {
-        group.get("name", str(i)): float(group.get("max_lr", group.get("initial_lr", group["lr"])))
-        for i, group in enumerate(optimizer.param_groups)
-    }
-
-
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     """Write `data` as indented JSON via a temporary file, so a reader never sees half a file."""
     tmp = path.with_suffix(path.suffix + ".tmp")
