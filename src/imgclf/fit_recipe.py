@@ -102,6 +102,7 @@ def fit_recipe(
             model.set_stage(stage, lrs=[1.0] * len(model.groups))
         else:
             model.set_stage(stage)
+        model.image_size = datamodule.image_size
         record: dict = {
             "name": stage.name,
             "epochs": stage.num_epochs,

@@ -63,6 +63,9 @@ class ImageClassifier(L.LightningModule):
         # "images" normally; "features" while a precompute stage feeds cached body features.
         self.input_kind = "images"
         self._held_in_eval: list[nn.Module] = []
+        # The input size the model last trained at (stages may resize); saved in checkpoints
+        # so evaluate, predict and export feed what the model knows.
+        self.image_size: int | None = None
 
     # -- stages --------------------------------------------------------------------------
     @property
@@ -88,6 +91,12 @@ class ImageClassifier(L.LightningModule):
         if mode:  # Lightning switches to train mode every epoch: keep frozen norms frozen
             set_eval(self._held_in_eval)
         return self
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["imgclf"] = {"image_size": self.image_size, "stage": self.stage.name}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.image_size = (checkpoint.get("imgclf") or {}).get("image_size")
 
     # -- forward and steps ---------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
