@@ -47,6 +47,10 @@ def test_run_directory_holds_checkpoints_config_summary_and_logs(trained_run):
     assert (run_dir / "csv" / "metrics.csv").is_file()
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert list((run_dir / "wandb").glob("offline-run-*/run-*.wandb"))
+    # The last validation's error analysis (the precomputed stage's rows map to files too).
+    with open(run_dir / "interpret" / "confusion.csv") as f:
+        assert sum(int(c) for row in list(csv.reader(f))[1:] for c in row[1:]) == 12
+    assert (run_dir / "interpret" / "views" / "top_losses.png").is_file()
 
 
 def test_summary_json_reports_the_run(trained_run):

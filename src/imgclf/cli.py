@@ -1,4 +1,4 @@
-"""The `imgclf` command: `imgclf train|lr-find [overrides]`, `imgclf demo [root]`.
+"""The `imgclf` command: `imgclf train|lr-find|evaluate|predict|export [overrides]`, `imgclf demo`.
 
 Subcommands that take a config hand their arguments to Hydra, so `imgclf train --help`
 lists the config groups and `group=option key=value` overrides work as in any Hydra app.
@@ -18,6 +18,9 @@ USAGE = """usage: imgclf <command> [hydra overrides]
 commands:
   train    fine-tune a pretrained backbone on an image folder (see `imgclf train --help`)
   lr-find  LR range test for a recipe stage: plot, suggestion (see `imgclf lr-find --help`)
+  evaluate metrics, TTA, clipping, misclassification views on the validation set (ckpt=PATH)
+  predict  Kaggle-style submission CSV for a folder of images (ckpt=PATH input=DIR out=FILE)
+  export   ONNX or TorchScript model with normalisation and softmax (ckpt=PATH format=onnx)
   demo     build the embedded handwritten-digits demo folder (default: data/digits)
 
 example:
@@ -69,6 +72,34 @@ def lr_find_task(cfg) -> Path:
     return lr_find_run(cfg)
 
 
+def evaluate_task(cfg) -> Path:
+    from imgclf.evaluate import evaluate
+
+    return evaluate(cfg)
+
+
+def predict_task(cfg) -> Path:
+    from imgclf.submit import predict
+
+    return predict(cfg)
+
+
+def export_task(cfg) -> Path:
+    from imgclf.export import export
+
+    return export(cfg)
+
+
+# command -> (task, Hydra entry config)
+HYDRA_COMMANDS = {
+    "train": (train_task, "train"),
+    "lr-find": (lr_find_task, "train"),
+    "evaluate": (evaluate_task, "evaluate"),
+    "predict": (predict_task, "predict"),
+    "export": (export_task, "export"),
+}
+
+
 def demo_command(argv: list[str]) -> None:
     from imgclf.demo import build_digits_demo
 
@@ -76,7 +107,7 @@ def demo_command(argv: list[str]) -> None:
     print(root)
 
 
-COMMANDS = ("train", "lr-find", "demo")
+COMMANDS = (*HYDRA_COMMANDS, "demo")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -91,10 +122,11 @@ def main(argv: list[str] | None = None) -> None:
         return
     command, rest = argv[0], argv[1:]
     try:
-        if command == "train":
-            run_hydra(train_task, "train", rest)
-        elif command == "lr-find":
-            run_hydra(lr_find_task, "train", ["task_name=lr_find", *rest])
+        if command in HYDRA_COMMANDS:
+            task, config_name = HYDRA_COMMANDS[command]
+            if command == "lr-find":
+                rest = ["task_name=lr_find", *rest]
+            run_hydra(task, config_name, rest)
         elif command == "demo":
             demo_command(rest)
         else:

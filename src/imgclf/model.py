@@ -58,6 +58,8 @@ class ImageClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_logloss = MeanMetric()
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_logloss = MeanMetric()
         self.stage = DEFAULT_STAGE
         self.stage_lrs: list[float] | None = None
         # "images" normally; "features" while a precompute stage feeds cached body features.
@@ -121,13 +123,26 @@ class ImageClassifier(L.LightningModule):
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 
-    def validation_step(self, batch, batch_idx: int) -> None:
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Logs accuracy and log-loss; returns the probabilities (for CollectPredictions)."""
         inputs, labels = batch
         logits = self.logits(inputs)
         self.valid_acc(logits, labels)
         self.valid_logloss(F.cross_entropy(logits, labels, reduction="none"))
         self.log("valid/acc", self.valid_acc, prog_bar=True)
         self.log("valid/logloss", self.valid_logloss, prog_bar=True)
+        return logits.detach().softmax(dim=1)
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Probabilities of a test batch; accuracy and log-loss too when it is labelled."""
+        inputs, labels = batch
+        logits = self.logits(inputs)
+        if bool((labels >= 0).all()):
+            self.test_acc(logits, labels)
+            self.test_logloss(F.cross_entropy(logits, labels, reduction="none"))
+            self.log("test/acc", self.test_acc)
+            self.log("test/logloss", self.test_logloss)
+        return logits.detach().softmax(dim=1)
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, _ = batch

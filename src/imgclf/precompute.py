@@ -31,9 +31,17 @@ from imgclf.head import HEAD_FEATURES_INDEX
 class FeatureDataset(Dataset):
     """Rows of a (views, images, dim) feature array; a random view per access when views > 1."""
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, random_view: bool = True) -> None:
+    def __init__(
+        self,
+        features: np.ndarray,
+        labels: np.ndarray,
+        random_view: bool = True,
+        items: list[Item] | None = None,
+    ) -> None:
         self.features = features
         self.labels = labels
+        # The image files the rows came from, in order (for views that show the images).
+        self.items = items
         self.random_view = random_view and features.shape[0] > 1
 
     def __len__(self) -> int:
@@ -110,8 +118,15 @@ def precompute_features(
         return np.load(directory / name, mmap_mode="r")
 
     return PrecomputedFeatures(
-        train=FeatureDataset(load("train.npy"), load("train_labels.npy")),
-        valid=FeatureDataset(load("valid.npy"), load("valid_labels.npy"), random_view=False),
+        train=FeatureDataset(
+            load("train.npy"), load("train_labels.npy"), items=datamodule.train_items
+        ),
+        valid=FeatureDataset(
+            load("valid.npy"),
+            load("valid_labels.npy"),
+            random_view=False,
+            items=datamodule.valid_items,
+        ),
         directory=directory,
         reused=reused,
     )

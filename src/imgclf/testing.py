@@ -87,6 +87,6 @@ def small_datamodule_and_model(root: Path, image_size: int = 32):
     datamodule = FolderDataModule(root, image_size=image_size, batch_size=4, num_workers=0)
     datamodule.setup("fit")
     torch.manual_seed(0)
-    model = ImageClassifier(num_classes=len(datamodule.classes))
+    model = ImageClassifier(num_classes=len(datamodule.classes), class_names=datamodule.classes)
     datamodule.set_data_config(model.data_config)
     return datamodule, model

@@ -1,5 +1,8 @@
 """Thin Lightning callbacks that wire imgclf's pure functions to training events."""
 
+from imgclf.callbacks.clip import ClipProbabilities
 from imgclf.callbacks.history import MetricsHistory
+from imgclf.callbacks.misclassified import MisclassificationViews
+from imgclf.callbacks.predictions import CollectPredictions
 
-__all__ = ["MetricsHistory"]
+__all__ = ["ClipProbabilities", "CollectPredictions", "MetricsHistory", "MisclassificationViews"]
