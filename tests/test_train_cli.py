@@ -8,7 +8,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from imgclf.testing import make_image_folder, run_cli, small_run_overrides
+from imgclf.testing import (
+    make_image_folder,
+    read_wandb_offline_run,
+    run_cli,
+    small_run_overrides,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -23,6 +28,7 @@ def trained_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
         "recipe=lesson1",  # LR finder, precomputed head stage, unfrozen SGDR stage (2 + 7 epochs)
         "lr_find.num_iter=20",
         "logger=many",
+        "logger.wandb.log_model=true",  # the best checkpoint as an artifact, offline too
         cwd=tmp,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -173,3 +179,41 @@ def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
     assert unfrozen["lr"]["head"] == pytest.approx(1e-3)
     assert unfrozen["lr"]["body_early"] == pytest.approx(1e-5)
     assert summary["epochs"] == 2 and "lr_find" not in frozen
+
+
+def test_the_wandb_run_holds_config_metrics_plots_tables_summary_and_model(trained_run):
+    result, _ = trained_run
+    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
+    run = read_wandb_offline_run(offline_run)
+    # The full resolved config, and the model's hyperparameters.
+    assert {"data", "model", "recipe", "trainer", "lr_find", "seed", "backbone"} <= run["config"]
+    history = run["history"]
+    # Step metrics, epoch metrics, and the LR of every param group.
+    assert {"train/loss", "train/acc", "valid/acc", "valid/logloss", "epoch"} <= history
+    assert {"valid/logloss_clipped", "valid/clip_eps", "trainer/global_step"} <= history
+    for group in ("body_early", "body_late", "head"):
+        assert f"lr-GroupedAdamW/{group}" in history
+    # Pictures: both LR finder plots, the confusion matrix, the views; tables with images.
+    for picture in ("lr_find/head", "lr_find/finetune", "valid/confusion_matrix"):
+        assert f"{picture}/filenames" in history
+    for view in (
+        "random_correct",
+        "random_incorrect",
+        "confident_correct",
+        "confident_incorrect",
+        "uncertain",
+    ):
+        assert f"valid/views/{view}/filenames" in history
+        assert f"valid/views/{view}_table/nrows" in history
+    tables = [a for a in run["artifacts"] if a[0] == "run_table"]
+    assert any(f.startswith("media/images/") for _, _, files in tables for f in files)
+    # Summary metrics, and the best checkpoint as a model artifact (log_model, offline).
+    assert {"best_valid_acc", "valid_logloss", "wall_seconds", "valid/acc"} <= run["summary"]
+    models = [a for a in run["artifacts"] if a[0] == "model"]
+    assert models and all(files == ["model.ckpt"] for _, _, files in models)
+    # Said once, at the start.
+    assert (
+        result.stdout.count("W&B: logging offline") + result.stderr.count("W&B: logging offline")
+        == 1
+    )

@@ -35,12 +35,24 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "configs"
 
 
+def single_console_log() -> None:
+    """Print each Lightning message once. The `lightning` package attaches its own console
+    handler and also propagates to the root logger, where Hydra already writes to the
+    console and to cli.log; dropping Lightning's handler leaves Hydra's two."""
+    import logging
+
+    import lightning  # noqa: F401  (attaches the handler on import)
+
+    logging.getLogger("lightning").handlers.clear()
+
+
 def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
     import hydra
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def app(cfg) -> None:
+        single_console_log()
         try:
             result = task(cfg)
         except UserError as err:

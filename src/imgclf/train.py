@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgclf.callbacks import MetricsHistory
 from imgclf.errors import UserError
 from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
+from imgclf.loggers import write_run_summary
 from imgclf.recipe import Stage, parse_recipe
 from imgclf.summary import best_epoch, write_json
 
@@ -94,6 +95,7 @@ def train(cfg: DictConfig) -> Path:
     }
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
+        write_run_summary(loggers, summary)
     finish_loggers(loggers)
     return run_dir
 
