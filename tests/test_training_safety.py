@@ -10,12 +10,22 @@ import sys
 import time
 from pathlib import Path
 
+import lightning as L
+import pytest
 import torch
 
+from imgclf.callbacks import SaveOnInterrupt
 from imgclf.callbacks.interrupt import resume_command
 from imgclf.callbacks.nonfinite import non_finite_message
 from imgclf.checkpoint import read_checkpoint
-from imgclf.testing import make_image_folder, run_cli, small_run_overrides
+from imgclf.errors import TrainingInterrupted
+from imgclf.testing import (
+    make_image_folder,
+    run_cli,
+    small_datamodule_and_model,
+    small_run_overrides,
+)
+from imgclf.train import raise_if_interrupted
 
 
 def run_dir_of(workdir: Path) -> Path:
@@ -134,3 +144,34 @@ def test_the_wandb_api_key_reaches_no_file_and_no_output(tmp_path):
     leaking = [p for p in files if secret.encode() in p.read_bytes()]
     assert leaking == []
     assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_ctrl_c_between_fits_saves_through_the_trainer(tmp_path):
+    """Ctrl-C outside trainer.fit (an LR finder, precompute) reaches train() directly."""
+    root = make_image_folder(tmp_path / "pets", n_train=4, n_valid=2, size=32)
+    datamodule, model = small_datamodule_and_model(root)
+    saver = SaveOnInterrupt(tmp_path / "checkpoints")
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[saver],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    # Before any fit there is nothing to save.
+    with pytest.raises(TrainingInterrupted, match="nothing saved"):
+        raise_if_interrupted(trainer, [saver], KeyboardInterrupt())
+    # Lightning's own sys.exit(1) without our checkpoint is not an interrupt we handle.
+    assert raise_if_interrupted(trainer, [saver], SystemExit(1)) is None
+
+    trainer.fit(model, datamodule=datamodule)
+    with pytest.raises(TrainingInterrupted) as info:
+        raise_if_interrupted(trainer, [saver], KeyboardInterrupt())
+    saved = tmp_path / "checkpoints" / "interrupted.ckpt"
+    assert info.value.message.splitlines() == [
+        f"interrupted: saved {saved}",
+        f"resume with: imgclf train resume={saved}",
+    ]
+    assert read_checkpoint(saved)["epoch"] == 1

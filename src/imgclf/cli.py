@@ -49,6 +49,9 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
         except TrainingInterrupted as stop:
             print(stop.message, file=sys.stderr, flush=True)
             sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:  # Ctrl-C before training (scan, set-up): nothing to save
+            print("interrupted", file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
         if (
             result is not None
             and int(os.environ.get("LOCAL_RANK", "0")) == 0

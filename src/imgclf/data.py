@@ -159,6 +159,8 @@ class FolderDataModule(L.LightningDataModule):
             )
         if augment not in PRESETS:
             raise UserError(f"unknown data.augment {augment!r}: choose one of {', '.join(PRESETS)}")
+        if isinstance(max_pixels, float) and max_pixels.is_integer():
+            max_pixels = int(max_pixels)  # data.max_pixels=1e8 on the command line
         if max_pixels is not None and not (
             isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels > 0
         ):
