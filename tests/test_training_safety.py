@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from imgclf.callbacks import SaveOnInterrupt
-from imgclf.callbacks.interrupt import resume_command
+from imgclf.callbacks.interrupt import raise_if_interrupted, resume_command
 from imgclf.callbacks.nonfinite import non_finite_message
 from imgclf.checkpoint import read_checkpoint
 from imgclf.errors import TrainingInterrupted
@@ -25,7 +25,6 @@ from imgclf.testing import (
     small_datamodule_and_model,
     small_run_overrides,
 )
-from imgclf.train import raise_if_interrupted
 
 
 def run_dir_of(workdir: Path) -> Path:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import time
-from contextlib import suppress
 from pathlib import Path
 
 import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.callbacks import MetricsHistory, SaveOnInterrupt
-from imgclf.callbacks.interrupt import interrupted_message
-from imgclf.errors import TrainingInterrupted, UserError
+from imgclf.callbacks import MetricsHistory
+from imgclf.callbacks.interrupt import raise_if_interrupted
+from imgclf.errors import UserError
 from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
 from imgclf.recipe import Stage, parse_recipe
 from imgclf.summary import best_epoch, write_json
@@ -64,25 +63,6 @@ def check_image_sizes(model, datamodule, stages: list[Stage]) -> None:
     for stage in stages:
         if stage.image_size is not None:
             check_image_size(model.body, stage.image_size, f"stage {stage.name!r} image_size")
-
-
-def raise_if_interrupted(trainer: L.Trainer, callbacks: list, stop: BaseException) -> None:
-    """Turn Ctrl-C into `TrainingInterrupted` (saved checkpoint, resume line, exit 130).
-
-    Inside `trainer.fit` Lightning catches the KeyboardInterrupt, our SaveOnInterrupt
-    callback saves, and Lightning calls sys.exit(1); between fits (LR finder, precompute)
-    the KeyboardInterrupt arrives here and we save, if a fit has run before.
-    """
-    saver = next((c for c in callbacks if isinstance(c, SaveOnInterrupt)), None)
-    if saver is None or (isinstance(stop, SystemExit) and saver.saved is None):
-        return  # not an interrupt we handle: let it go on
-    if saver.saved is None and trainer.lightning_module is not None:
-        with suppress(Exception):  # nothing resumable to save this early
-            saver.save(trainer)
-    from hydra.core.hydra_config import HydraConfig
-
-    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    raise TrainingInterrupted(interrupted_message("train", overrides, saver.saved)) from None
 
 
 def train(cfg: DictConfig) -> Path:

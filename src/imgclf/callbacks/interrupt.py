@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import shlex
+from contextlib import suppress
 from pathlib import Path
 
 import lightning as L
+
+from imgclf.errors import TrainingInterrupted
 
 INTERRUPTED_NAME = "interrupted.ckpt"
 
@@ -48,3 +51,26 @@ def interrupted_message(command: str, overrides: list[str], checkpoint: Path | N
         f"interrupted: saved {checkpoint}\n"
         f"resume with: {resume_command(command, overrides, checkpoint)}"
     )
+
+
+def raise_if_interrupted(
+    trainer: L.Trainer, callbacks: list, stop: BaseException, command: str = "train"
+) -> None:
+    """Turn Ctrl-C into `TrainingInterrupted` (saved checkpoint, resume line, exit 130).
+
+    For the train entry point's `except (KeyboardInterrupt, SystemExit)`. Inside
+    `trainer.fit` Lightning catches the KeyboardInterrupt, SaveOnInterrupt saves, and
+    Lightning calls sys.exit(1); between fits (LR finder, precompute) the KeyboardInterrupt
+    arrives here directly and we save, if a fit has run before. Returns when `stop` is
+    not an interrupt we handle.
+    """
+    saver = next((c for c in callbacks if isinstance(c, SaveOnInterrupt)), None)
+    if saver is None or (isinstance(stop, SystemExit) and saver.saved is None):
+        return  # not an interrupt we handle: let it go on
+    if saver.saved is None and trainer.lightning_module is not None:
+        with suppress(Exception):  # nothing resumable to save this early
+            saver.save(trainer)
+    from hydra.core.hydra_config import HydraConfig
+
+    overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+    raise TrainingInterrupted(interrupted_message(command, overrides, saver.saved)) from None
