@@ -11,7 +11,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from imgclf.errors import UserError
+from imgclf.errors import TrainingInterrupted, UserError
+
+# The shell's exit status for a program stopped by SIGINT (128 + 2).
+EXIT_INTERRUPTED = 130
 
 USAGE = """usage: imgclf <command> [hydra overrides]
 
@@ -58,6 +61,12 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
+        except TrainingInterrupted as stop:
+            print(stop.message, file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
+        except KeyboardInterrupt:  # Ctrl-C before training (scan, set-up): nothing to save
+            print("interrupted", file=sys.stderr, flush=True)
+            sys.exit(EXIT_INTERRUPTED)
         if (
             result is not None
             and int(os.environ.get("LOCAL_RANK", "0")) == 0

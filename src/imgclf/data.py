@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import random
 import warnings
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -17,7 +18,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imgclf.errors import UserError
-from imgclf.images import VERIFY_MODES, list_images, load_rgb, unreadable_reason
+from imgclf.images import (
+    DEFAULT_MAX_PIXELS,
+    VERIFY_MODES,
+    list_images,
+    load_rgb,
+    unreadable_reason,
+)
 from imgclf.transforms import PRESETS, eval_transform, seed_worker, train_transform
 
 Item = tuple[Path, int]
@@ -25,18 +32,59 @@ UNLABELLED = -1
 
 
 class ImageFileDataset(Dataset):
-    """(path, label) items decoded with PIL and transformed with albumentations."""
+    """(path, label) items decoded with PIL and transformed with albumentations.
 
-    def __init__(self, items: list[Item], transform) -> None:
+    A file that passed the setup scan but fails to decode now (truncated data, changed or
+    deleted since) does not end the epoch: another item of the dataset takes its place
+    and `failures[index]` counts it. `failures` lives in shared memory, created in the
+    main process, so counts made inside DataLoader worker processes reach the main one.
+    Within an epoch each index goes to one worker, so the increments never race.
+    """
+
+    # How many other items to try before giving up on a batch slot.
+    MAX_REPLACEMENTS = 16
+
+    def __init__(
+        self,
+        items: list[Item],
+        transform,
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        failures: torch.Tensor | None = None,
+    ) -> None:
         self.items = items
         self.transform = transform
+        self.max_pixels = max_pixels
+        if failures is None:
+            failures = torch.zeros(len(items), dtype=torch.int32).share_memory_()
+        self.failures = failures
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        path, label = self.items[index]
-        return self.transform(image=load_rgb(path))["image"], label
+        for attempt in range(self.MAX_REPLACEMENTS + 1):
+            # The replacement is a seeded pseudo-random other item, so a run of broken
+            # neighbouring files does not all fall back onto the same image.
+            candidate = index if attempt == 0 else replacement_index(index, attempt, len(self))
+            path, label = self.items[candidate]
+            try:
+                pixels = load_rgb(path, self.max_pixels)
+            except Exception:  # PIL and the OS raise many types for broken files
+                self.failures[candidate] += 1
+                continue
+            return self.transform(image=pixels)["image"], label
+        raise UserError(
+            f"{self.MAX_REPLACEMENTS + 1} images in a row failed to decode (last: {path}); "
+            "are the files still there?"
+        )
+
+
+def replacement_index(index: int, attempt: int, length: int) -> int:
+    """A deterministic other index for a failed one (crc32 hash: the same in every process)."""
+    if length < 2:
+        return index
+    step = 1 + zlib.crc32(f"{index}:{attempt}".encode()) % (length - 1)
+    return (index + step) % length
 
 
 def class_folders(split_dir: Path) -> dict[str, list[Path]]:
@@ -83,6 +131,9 @@ class FolderDataModule(L.LightningDataModule):
     come from the model's timm pretrained config via `set_data_config`.
     """
 
+    # Files named in the one warning about unreadable files (summary.json lists all).
+    MAX_LISTED = 50
+
     def __init__(
         self,
         root: str | Path,
@@ -99,6 +150,7 @@ class FolderDataModule(L.LightningDataModule):
         persistent_workers: bool = False,
         verify: str = "header",
         test_folder: str = "test",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
     ) -> None:
         super().__init__()
         if verify not in VERIFY_MODES:
@@ -107,6 +159,14 @@ class FolderDataModule(L.LightningDataModule):
             )
         if augment not in PRESETS:
             raise UserError(f"unknown data.augment {augment!r}: choose one of {', '.join(PRESETS)}")
+        if isinstance(max_pixels, float) and max_pixels.is_integer():
+            max_pixels = int(max_pixels)  # data.max_pixels=1e8 on the command line
+        if max_pixels is not None and not (
+            isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels > 0
+        ):
+            raise UserError(
+                f"data.max_pixels must be a positive integer or null, got {max_pixels!r}"
+            )
         if not 0.0 < valid_pct < 1.0:
             raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
         self.root = Path(root).expanduser()
@@ -123,6 +183,7 @@ class FolderDataModule(L.LightningDataModule):
         self.persistent_workers = persistent_workers and num_workers > 0
         self.verify = verify
         self.test_folder = test_folder
+        self.max_pixels = max_pixels
         self.data_config = {
             "input_size": 224,
             "mean": (0.5, 0.5, 0.5),
@@ -135,6 +196,8 @@ class FolderDataModule(L.LightningDataModule):
         self.valid_items: list[Item] = []
         self.test_items: list[Item] = []
         self.skipped: list[tuple[Path, str]] = []
+        # Per-file decode failure counters in shared memory, one tensor per item list.
+        self._failure_counters: list[tuple[list[Item], torch.Tensor]] = []
         self._scanned = False
 
     # -- configuration -------------------------------------------------------------------
@@ -208,8 +271,9 @@ class FolderDataModule(L.LightningDataModule):
         if not self.train_items:
             raise UserError(f"none of the images in {train_dir} can be read")
         if self.skipped:
-            listing = "; ".join(f"{path} ({why})" for path, why in self.skipped[:20])
-            more = f" and {len(self.skipped) - 20} more" if len(self.skipped) > 20 else ""
+            shown = self.MAX_LISTED
+            listing = "; ".join(f"{path} ({why})" for path, why in self.skipped[:shown])
+            more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
             warnings.warn(
                 f"skipped {len(self.skipped)} unreadable files: {listing}{more}", stacklevel=2
             )
@@ -222,12 +286,46 @@ class FolderDataModule(L.LightningDataModule):
     def _readable(self, items: list[Item]) -> list[Item]:
         kept = []
         for path, label in items:
-            reason = unreadable_reason(path, self.verify)
+            reason = unreadable_reason(path, self.verify, self.max_pixels)
             if reason is None:
                 kept.append((path, label))
             else:
                 self.skipped.append((path, reason))
         return kept
+
+    def failure_counter(self, items: list[Item]) -> torch.Tensor:
+        """The shared decode-failure counter of an item list (one per list, kept across
+        epochs and stages, so every loader over `train_items` adds to the same counts)."""
+        for known, counter in self._failure_counters:
+            if known is items:
+                return counter
+        counter = torch.zeros(len(items), dtype=torch.int32).share_memory_()
+        self._failure_counters.append((items, counter))
+        return counter
+
+    def decode_failures(self) -> dict[Path, int]:
+        """Files that failed to decode inside a loader since setup -> how many times."""
+        failed: dict[Path, int] = {}
+        for items, counter in self._failure_counters:
+            for index in torch.nonzero(counter).flatten().tolist():
+                path = items[index][0]
+                failed[path] = failed.get(path, 0) + int(counter[index])
+        return failed
+
+    def report_decode_failures(self) -> dict[Path, int]:
+        """Warn once about files replaced because they failed to decode; return them."""
+        failed = self.decode_failures()
+        if failed:
+            shown = list(failed.items())[: self.MAX_LISTED]
+            listing = "; ".join(f"{path} ({n}x)" for path, n in shown)
+            more = f" and {len(failed) - len(shown)} more" if len(failed) > len(shown) else ""
+            warnings.warn(
+                f"{len(failed)} files passed the setup scan but failed to decode "
+                f"{sum(failed.values())} times, each time replaced by another image: "
+                f"{listing}{more} (data.verify=full finds them at setup)",
+                stacklevel=2,
+            )
+        return failed
 
     def class_counts(self, split: str = "train") -> dict[str, int]:
         counts = Counter(label for _, label in getattr(self, f"{split}_items"))
@@ -260,7 +358,7 @@ class FolderDataModule(L.LightningDataModule):
         follow `seed` (default: the data seed), and each new epoch's workers draw fresh
         seeds from the generator."""
         return DataLoader(
-            ImageFileDataset(items, transform),
+            ImageFileDataset(items, transform, self.max_pixels, self.failure_counter(items)),
             batch_size=self.batch_size,
             shuffle=shuffle,
             num_workers=self.num_workers,

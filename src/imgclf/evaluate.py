@@ -12,6 +12,7 @@ from imgclf.inference import (
     checkpoint_path,
     class_metrics,
     class_names,
+    decode_failures_of,
     inference_trainer,
     load_model_and_data,
     variant_metrics,
@@ -88,6 +89,8 @@ def evaluate(cfg: DictConfig) -> Path:
         )
         metrics["views"] = {name: len(rows) for name, rows in analysis["views"].items()}
         metrics["skipped_files"] = datamodule.num_skipped
+        # Replaced by another image when loaded: their rows are that image's prediction.
+        metrics["decode_failed"] = [str(items[i][0]) for i in decode_failures_of(datamodule, items)]
         write_json(run_dir / "metrics.json", metrics)
         for logger in trainer.loggers:
             logger.log_metrics(flat_metrics(metrics))

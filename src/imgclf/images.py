@@ -1,15 +1,38 @@
-"""Finding, checking and decoding image files."""
+"""Finding, checking and decoding image files.
+
+Decoding rules (`load_rgb`), for the odd files real folders hold:
+  - EXIF orientation is applied, as cameras intend;
+  - transparency (RGBA, LA, palette PNGs with a transparent colour) is composited onto
+    white, as an image viewer shows it on a page (a plain RGB conversion would instead
+    reveal whatever colour the transparent pixels happen to store, often black);
+  - 16- and 32-bit integer images are scaled to 8 bits by their bit depth (a plain
+    conversion clips everything above 255 to white); float images by their 0..1 range;
+  - CMYK, grayscale and every other mode go through PIL's conversion to RGB;
+  - images with more than `max_pixels` pixels are refused with `ImageTooLarge` before
+    any pixel is decoded (PIL's own decompression-bomb check is turned into the same
+    error instead of a crash).
+"""
 
 from __future__ import annotations
 
 import os
+import warnings
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 VERIFY_MODES = ("header", "full", "none")
+# Default of data.max_pixels: a 10,000 x 10,000 photo. Larger files are usually scans,
+# panoramas or decompression bombs, and one of them can exhaust a worker's memory.
+DEFAULT_MAX_PIXELS = 100_000_000
+WHITE = (255, 255, 255)
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than allowed (data.max_pixels, or PIL's own bomb limit)."""
 
 
 def is_image_name(path: Path) -> bool:
@@ -27,7 +50,29 @@ def list_images(folder: Path) -> list[Path]:
     return sorted(found)
 
 
-def unreadable_reason(path: Path, mode: str = "header") -> str | None:
+@contextmanager
+def open_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS):
+    """PIL's lazy open (header only), refusing images above `max_pixels` pixels."""
+    with warnings.catch_warnings():
+        # PIL warns between its limit and twice it; we apply our own limit instead.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as err:
+            raise ImageTooLarge(str(err).split(" could be")[0]) from None
+    with image:
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLarge(
+                f"{width}x{height} = {width * height:,} pixels is above data.max_pixels "
+                f"{max_pixels:,}"
+            )
+        yield image
+
+
+def unreadable_reason(
+    path: Path, mode: str = "header", max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> str | None:
     """None if the file looks like a readable image, else a short reason.
 
     `header` reads only the header (fast: format and size), `full` decodes every pixel.
@@ -37,10 +82,18 @@ def unreadable_reason(path: Path, mode: str = "header") -> str | None:
     try:
         if path.stat().st_size == 0:
             return "empty file"
-        with Image.open(path) as image:
+        with open_image(path, max_pixels) as image:
             width, height = image.size
             if mode == "full":
                 image.load()
+    except ImageTooLarge as err:
+        return f"too large: {err}"
+    except UnidentifiedImageError:
+        return "not an image PIL can read"
+    except OSError as err:
+        if err.strerror:  # from the OS (symlink loop, permissions): the path is known already
+            return f"{type(err).__name__}: {err.strerror}"
+        return f"{type(err).__name__}: {err}".splitlines()[0][:200]
     except Exception as err:  # PIL raises many types for broken files
         return f"{type(err).__name__}: {err}".splitlines()[0][:200]
     if width < 1 or height < 1:
@@ -48,10 +101,32 @@ def unreadable_reason(path: Path, mode: str = "header") -> str | None:
     return None
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decode to an HxWx3 uint8 array, applying the EXIF orientation as cameras intend."""
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode != "RGB":
-            image = image.convert("RGB")
-        return np.asarray(image)
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any PIL mode -> 8-bit RGB by the rules in the module docstring."""
+    if image.mode == "RGB":
+        return image
+    if image.mode.startswith("I") or image.mode == "F":
+        pixels = np.asarray(image).astype(np.float64)
+        if image.mode == "F":
+            scale = 255.0  # float images hold 0..1
+        elif image.mode.startswith("I;16") or pixels.max(initial=0) <= 65535:
+            scale = 255.0 / 65535.0
+        else:
+            scale = 255.0 / (2.0**32 - 1)
+        gray = np.clip(np.rint(pixels * scale), 0, 255).astype(np.uint8)
+        return Image.fromarray(gray, "L").convert("RGB")
+    if image.mode in ("RGBA", "LA", "PA", "La", "RGBa") or image.has_transparency_data:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (*WHITE, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def load_rgb(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Decode to an HxWx3 uint8 array: EXIF orientation applied, transparency on white,
+    high bit depths scaled; `ImageTooLarge` above `max_pixels` (nothing decoded)."""
+    with open_image(path, max_pixels) as image:
+        image.load()
+        with suppress(Exception):  # a broken EXIF block: keep the pixels as stored
+            image = ImageOps.exif_transpose(image)
+        return np.asarray(to_rgb(image))

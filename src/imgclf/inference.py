@@ -38,7 +38,9 @@ def load_model_and_data(cfg: DictConfig, scan: bool = True):
     (mean/std from the backbone, the size it last trained at unless `image_size` is set).
     `scan` reads the train/valid folders (needed for validation images and class checks)."""
     model = load_classifier(checkpoint_path(cfg.get("ckpt")))
-    datamodule = instantiate(cfg.data)
+    from imgclf.train import instantiate_user
+
+    datamodule = instantiate_user(cfg.data)
     datamodule.set_data_config(model.data_config)
     size = cfg.get("image_size") or model.image_size
     if size:
@@ -96,3 +98,9 @@ def class_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
 
 def to_tensor(probs: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float64))
+
+
+def decode_failures_of(datamodule, items: list) -> list[int]:
+    """Row indices of `items` whose file failed to decode in a loader (and was replaced)."""
+    failed = datamodule.decode_failures()
+    return [i for i, (path, _) in enumerate(items) if path in failed]

@@ -23,6 +23,7 @@ from imgclf.images import list_images, unreadable_reason
 from imgclf.inference import (
     checkpoint_path,
     class_names,
+    decode_failures_of,
     inference_trainer,
     load_model_and_data,
     to_tensor,
@@ -37,7 +38,9 @@ def natural_key(text: str) -> list:
     return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
 
 
-def input_images(folder, verify: str = "header") -> tuple[list[Path], list[tuple[Path, str]]]:
+def input_images(
+    folder, verify: str = "header", max_pixels: int | None = None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
     """The readable images under `folder` (recursively) and the skipped ones with reasons."""
     if not folder:
         raise UserError("no input folder given: add input=DIR (a folder of images)")
@@ -49,7 +52,7 @@ def input_images(folder, verify: str = "header") -> tuple[list[Path], list[tuple
         raise UserError(f"no images in {folder} (extensions: jpg jpeg png bmp webp tif)")
     readable, skipped = [], []
     for path in paths:
-        reason = unreadable_reason(path, verify)
+        reason = unreadable_reason(path, verify, max_pixels)
         (readable.append(path) if reason is None else skipped.append((path, reason)))
     if not readable:
         raise UserError(f"none of the {len(paths)} images in {folder} can be read")
@@ -86,9 +89,9 @@ def predict(cfg: DictConfig) -> Path:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
     eps = parse_eps(cfg.clip)
-    paths, skipped = input_images(cfg.input, cfg.data.get("verify", "header"))
     # The validation set is only needed to choose eps (clip=auto).
     model, datamodule = load_model_and_data(cfg, scan=eps == "auto")
+    paths, skipped = input_images(cfg.input, datamodule.verify, datamodule.max_pixels)
     classes = class_names(model)
     loggers = instantiate_dict(cfg.get("logger"))
     trainer = inference_trainer(cfg, loggers)
@@ -107,6 +110,10 @@ def predict(cfg: DictConfig) -> Path:
     items = [(path, UNLABELLED) for path in paths]
     result = predict_with_tta(trainer, model, datamodule, items, **tta)
     probs = clip_probs(to_tensor(result.best), eps or 0.0).numpy()
+    # A file that failed to decode was replaced by another image inside the loader: its
+    # row would be that image's answer, so it gets the uninformed 1/C instead.
+    failed = decode_failures_of(datamodule, items)
+    probs[failed] = 1.0 / probs.shape[1]
 
     if trainer.is_global_zero:
         out = Path(str(cfg.out)).expanduser() if cfg.get("out") else run_dir / "submission.csv"
@@ -117,12 +124,15 @@ def predict(cfg: DictConfig) -> Path:
             skipped_files=len(skipped),
             skipped=[f"{path} ({why})" for path, why in skipped],
             duplicate_ids=duplicates,
+            decode_failed=[str(paths[i]) for i in failed],
             clip_eps=eps,
             files=[str(f) for f in files],
         )
         write_json(run_dir / "predict.json", record)
         if skipped:
             print(f"skipped {len(skipped)} unreadable files (listed in {run_dir / 'predict.json'})")
+        if failed:
+            print(f"{len(failed)} files failed to decode; their rows are 1/{probs.shape[1]} each")
         if duplicates:
             print(f"warning: {duplicates} images share a file stem with another; their ids repeat")
         clip = f", clipped at eps {eps:g}" if eps else ""

@@ -10,11 +10,13 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks import MetricsHistory
+from imgclf.callbacks.interrupt import raise_if_interrupted
 from imgclf.errors import UserError
 from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
 from imgclf.loggers import write_run_summary
 from imgclf.recipe import Stage, parse_recipe
 from imgclf.summary import best_epoch, write_json
+from imgclf.weights import check_image_size
 
 
 def instantiate_dict(section: DictConfig | None) -> list:
@@ -31,16 +33,37 @@ def finish_loggers(loggers: list) -> None:
             logger.experiment.finish()
 
 
+def instantiate_user(section: DictConfig, **kwargs):
+    """`instantiate`, letting our one-line UserError through instead of Hydra's wrapper
+    (InstantiationException with the config path and a hint about HYDRA_FULL_ERROR)."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(section, **kwargs)
+    except InstantiationException as err:
+        if isinstance(err.__cause__, UserError):
+            raise err.__cause__ from None
+        raise
+
+
 def build(cfg: DictConfig):
     """Data module (scanned), model sized for its classes, and the data module told the
     backbone's input config."""
-    datamodule = instantiate(cfg.data)
+    datamodule = instantiate_user(cfg.data)
     datamodule.setup("fit")
-    model = instantiate(
+    model = instantiate_user(
         cfg.model, num_classes=len(datamodule.classes), class_names=datamodule.classes
     )
     datamodule.set_data_config(model.data_config)
     return datamodule, model
+
+
+def check_image_sizes(model, datamodule, stages: list[Stage]) -> None:
+    """Every input size the run will use must suit the backbone (one-line error if not)."""
+    check_image_size(model.body, datamodule.image_size)
+    for stage in stages:
+        if stage.image_size is not None:
+            check_image_size(model.body, stage.image_size, f"stage {stage.name!r} image_size")
 
 
 def train(cfg: DictConfig) -> Path:
@@ -53,21 +76,27 @@ def train(cfg: DictConfig) -> Path:
     stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
 
     datamodule, model = build(cfg)
+    check_image_sizes(model, datamodule, stages)
     history = MetricsHistory()
     callbacks = [*instantiate_dict(cfg.get("callbacks")), history]
     loggers = instantiate_dict(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
-    stage_records = fit_recipe(
-        trainer,
-        model,
-        datamodule,
-        stages,
-        run_dir,
-        cache_dir=Path(cfg.paths.cache_dir),
-        lr_find_cfg=OmegaConf.to_container(cfg.lr_find, resolve=True),
-    )
+    try:
+        stage_records = fit_recipe(
+            trainer,
+            model,
+            datamodule,
+            stages,
+            run_dir,
+            cache_dir=Path(cfg.paths.cache_dir),
+            lr_find_cfg=OmegaConf.to_container(cfg.lr_find, resolve=True),
+        )
+    except (KeyboardInterrupt, SystemExit) as stop:
+        raise_if_interrupted(trainer, callbacks, stop)
+        raise
+    decode_failures = datamodule.report_decode_failures()
 
     best = best_epoch(history.history)
     checkpoint = trainer.checkpoint_callback
@@ -89,6 +118,10 @@ def train(cfg: DictConfig) -> Path:
         "valid_images": len(datamodule.valid_items),
         "classes": list(datamodule.classes),
         "skipped_files": datamodule.num_skipped,
+        "skipped": [{"path": str(p), "reason": why} for p, why in datamodule.skipped],
+        # Files that passed the scan but failed to decode in a loader, replaced each time.
+        "decode_failures": sum(decode_failures.values()),
+        "decode_failed_files": {str(p): n for p, n in decode_failures.items()},
         "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
         "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
         "history": history.history,
@@ -121,6 +154,7 @@ def lr_find_run(cfg: DictConfig) -> Path:
     stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
     stage = pick_stage(stages, cfg.lr_find.get("stage"))
     datamodule, model = build(cfg)
+    check_image_sizes(model, datamodule, [stage])
     datamodule.requested_image_size = stage.image_size or datamodule.requested_image_size
     loggers = instantiate_dict(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, logger=loggers or False)

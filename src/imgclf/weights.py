@@ -203,3 +203,27 @@ def data_config_for(body: nn.Module) -> dict:
         "interpolation": cfg["interpolation"],
         "crop_pct": float(cfg["crop_pct"]),
     }
+
+
+def check_image_size(body: nn.Module, size: int, where: str = "data.image_size") -> None:
+    """One-line error for an input size the backbone cannot use.
+
+    The rule: at least the body's total stride (its last feature map's reduction, 32 for
+    EfficientNet, ResNet and ConvNeXt), so that map keeps at least one pixel per input
+    pixel block; and exactly the pretrained size for fixed-size models (ViT).
+    """
+    name = body.default_cfg.get("architecture", "the backbone")
+    feature_info = getattr(body, "feature_info", None)
+    info = feature_info[-1] if isinstance(feature_info, list) and feature_info else {}
+    stride = int(info.get("reduction", 32)) if isinstance(info, dict) else 32
+    if isinstance(size, bool) or not isinstance(size, int) or size < stride:
+        raise UserError(
+            f"{where}={size!r} is too small for {name}: it needs at least {stride} px "
+            f"(its total stride); its pretrained size is {body.default_cfg['input_size'][-1]}"
+        )
+    fixed = body.default_cfg.get("fixed_input_size", False)
+    if fixed and size != body.default_cfg["input_size"][-1]:
+        raise UserError(
+            f"{where}={size} does not fit {name}: it only takes "
+            f"{body.default_cfg['input_size'][-1]} px images"
+        )

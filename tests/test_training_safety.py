@@ -1,0 +1,176 @@
+"""Training that goes wrong safely: NaN losses, Ctrl-C, and secrets kept out of run files."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from imgclf.callbacks import SaveOnInterrupt
+from imgclf.callbacks.interrupt import raise_if_interrupted, resume_command
+from imgclf.callbacks.nonfinite import non_finite_message
+from imgclf.checkpoint import read_checkpoint
+from imgclf.errors import TrainingInterrupted
+from imgclf.testing import (
+    make_image_folder,
+    run_cli,
+    small_datamodule_and_model,
+    small_run_overrides,
+)
+
+
+def run_dir_of(workdir: Path) -> Path:
+    (run_dir,) = (workdir / "logs" / "train").iterdir()
+    return run_dir
+
+
+def test_non_finite_message_names_stage_step_lrs_and_the_way_out():
+    message = non_finite_message(
+        "finetune", 12, float("nan"), {"body": 1e-5, "head": 1e3}, "/run/checkpoints/last.ckpt"
+    )
+    assert message == (
+        "stage 'finetune' stopped: the training loss is nan at global step 12 "
+        "(learning rates: body 1e-05, head 1e+03); try a lower learning rate (10x smaller, "
+        "or lr: auto); the last good checkpoint is /run/checkpoints/last.ckpt"
+    )
+
+
+def test_a_nan_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=32)
+    # fine_tune's frozen stage trains one sane epoch; the unfrozen stage's LR of 1e30 makes
+    # the weights overflow after its first step, so its next loss is NaN.
+    result = run_cli(
+        "train",
+        *small_run_overrides(root, tmp_path),
+        "recipe=fine_tune",
+        "recipe.stages.1.lr=1e30",
+        "logger=csv",
+        cwd=tmp_path,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: stage 'unfrozen' stopped: the training loss is nan")
+    assert "at global step 4 (learning rates: body_early " in last_line  # 3 steps per epoch
+    assert "try a lower learning rate" in last_line
+
+    last = run_dir_of(tmp_path) / "checkpoints" / "last.ckpt"
+    assert f"the last good checkpoint is {last}" in last_line
+    checkpoint = read_checkpoint(last)  # weights_only=True
+    assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == 3
+    assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
+    assert not (run_dir_of(tmp_path) / "summary.json").exists()
+
+
+def test_resume_command_repeats_the_overrides_and_replaces_resume():
+    command = resume_command(
+        "train", ["data.root=my pets", "resume=old.ckpt", "seed=1"], Path("/r/interrupted.ckpt")
+    )
+    assert command == "imgclf train 'data.root=my pets' seed=1 resume=/r/interrupted.ckpt"
+
+
+def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=32)
+    overrides = [
+        *small_run_overrides(root, tmp_path),
+        "recipe=fine_tune",
+        "recipe.stages.0.epochs=100",  # long enough to be interrupted inside the first stage
+        "logger=csv",
+    ]
+    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "imgclf.cli", "train", *overrides],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        # The marker: last.ckpt, written when the first epoch ends, inside trainer.fit.
+        deadline = time.monotonic() + 300
+        while not list((tmp_path / "logs").glob("train/*/checkpoints/last.ckpt")):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.monotonic() < deadline, "training never finished its first epoch"
+            time.sleep(0.2)
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+    assert process.returncode == 130, stderr[-3000:]
+    assert "Traceback" not in stderr
+    saved = run_dir_of(tmp_path) / "checkpoints" / "interrupted.ckpt"
+    checkpoint = read_checkpoint(saved)  # weights_only=True
+    assert checkpoint["epoch"] >= 1  # the first epoch had finished
+    assert checkpoint["state_dict"]["head.8.weight"].shape == (2, 512)
+    lines = stderr.strip().splitlines()
+    assert lines[-2] == f"interrupted: saved {saved}"
+    assert lines[-1] == f"resume with: imgclf train {' '.join(overrides)} resume={saved}"
+
+
+def test_the_wandb_api_key_reaches_no_file_and_no_output(tmp_path):
+    secret = "fake-secret-0123456789abcdef0123456789abcdef"
+    root = make_image_folder(tmp_path / "pets", n_train=4, n_valid=2, size=32)
+    os.environ["WANDB_API_KEY"] = secret  # run_cli hands os.environ to the subprocess
+    try:
+        result = run_cli(
+            "train",
+            *small_run_overrides(root, tmp_path),
+            "recipe=fine_tune",
+            "recipe.stages.1.epochs=1",
+            "logger=wandb",
+            cwd=tmp_path,
+        )
+    finally:
+        del os.environ["WANDB_API_KEY"]
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = run_dir_of(tmp_path)
+    files = [p for p in run_dir.rglob("*") if p.is_file()]
+    wandb_files = [p for p in files if "wandb" in p.parts]
+    assert (run_dir / "config.yaml") in files and len(wandb_files) >= 3  # run, logs, metadata
+    assert json.loads((run_dir / "summary.json").read_text())["epochs"] == 2
+    leaking = [p for p in files if secret.encode() in p.read_bytes()]
+    assert leaking == []
+    assert secret not in result.stdout and secret not in result.stderr
+
+
+def test_ctrl_c_between_fits_saves_through_the_trainer(tmp_path):
+    """Ctrl-C outside trainer.fit (an LR finder, precompute) reaches train() directly."""
+    root = make_image_folder(tmp_path / "pets", n_train=4, n_valid=2, size=32)
+    datamodule, model = small_datamodule_and_model(root)
+    saver = SaveOnInterrupt(tmp_path / "checkpoints")
+    trainer = L.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[saver],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    # Before any fit there is nothing to save.
+    with pytest.raises(TrainingInterrupted, match="nothing saved"):
+        raise_if_interrupted(trainer, [saver], KeyboardInterrupt())
+    # Lightning's own sys.exit(1) without our checkpoint is not an interrupt we handle.
+    assert raise_if_interrupted(trainer, [saver], SystemExit(1)) is None
+
+    trainer.fit(model, datamodule=datamodule)
+    with pytest.raises(TrainingInterrupted) as info:
+        raise_if_interrupted(trainer, [saver], KeyboardInterrupt())
+    saved = tmp_path / "checkpoints" / "interrupted.ckpt"
+    assert info.value.message.splitlines() == [
+        f"interrupted: saved {saved}",
+        f"resume with: imgclf train resume={saved}",
+    ]
+    assert read_checkpoint(saved)["epoch"] == 1
