@@ -1,21 +1,28 @@
-"""The lesson1 recipe under real DDP: two CPU processes (gloo) started by Lightning."""
+"""The lesson1 recipe and its evaluation under real DDP: two CPU processes (gloo)
+started by Lightning, checked against a single-process evaluation of the same checkpoint."""
 
+import csv
 import json
 import re
 from pathlib import Path
 
+import pytest
+
 from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
+DDP = ("+trainer.strategy=ddp", "trainer.devices=2")
 
-def test_lesson1_recipe_runs_on_two_processes_with_one_learning_rate(tmp_path):
-    root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
+
+def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
+    # 9 validation images: DistributedSampler pads rank 1 with a copy of the first one.
+    classes = ("cats", "dogs", "birds")
+    root = make_image_folder(tmp_path / "pets", classes=classes, n_train=6, n_valid=3, size=40)
     result = run_cli(
         "train",
         *small_run_overrides(root, tmp_path),
         "lr_find.num_iter=10",
-        "logger=csv",
-        "+trainer.strategy=ddp",
-        "trainer.devices=2",
+        "logger=many",
+        *DDP,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -33,8 +40,41 @@ def test_lesson1_recipe_runs_on_two_processes_with_one_learning_rate(tmp_path):
         assert f"{stage['lr_find']['suggestion']:.2e}" == agreed[stage["name"]]
         assert Path(stage["checkpoint"]).is_file()
     assert 0.0 <= summary["best_valid_acc"] <= 1.0
-    # Only rank 0 writes the plots: one per stage, no duplicates from rank 1.
+    # Only rank 0 writes the plots (one per stage) and logs: one W&B run, one run directory.
     assert sorted(p.name for p in run_dir.glob("lr_find_*.png")) == [
         "lr_find_finetune.png",
         "lr_find_head.png",
     ]
+    assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
+    assert len(list((tmp_path / "logs" / "train").iterdir())) == 1
+    # The views gathered every rank's predictions and dropped the padded copy.
+    with open(run_dir / "interpret" / "confusion.csv") as f:
+        assert sum(int(c) for row in list(csv.reader(f))[1:] for c in row[1:]) == 9
+
+    # Evaluating the best checkpoint on two processes gives what one process gives.
+    evaluations = {}
+    for name, extra in (("ddp", DDP), ("single", ())):
+        result = run_cli(
+            "evaluate",
+            f"ckpt={run_dir}",
+            *small_run_overrides(root, tmp_path / name),
+            "logger=csv",
+            "tta.n=2",
+            *extra,
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        eval_dir = Path(result.stdout.strip().splitlines()[-1])
+        with open(eval_dir / "predictions.csv") as f:
+            rows = list(csv.DictReader(f))
+        evaluations[name] = json.loads((eval_dir / "metrics.json").read_text()), rows
+    (ddp, ddp_rows), (single, single_rows) = evaluations["ddp"], evaluations["single"]
+    valid_files = sorted(str(p) for p in (root / "valid").rglob("*.jpg"))
+    assert sorted(row["path"] for row in ddp_rows) == valid_files  # each image exactly once
+    for variant in ("plain", "tta"):
+        assert ddp[variant]["accuracy"] == single[variant]["accuracy"]
+        assert ddp[variant]["logloss"] == pytest.approx(single[variant]["logloss"], abs=1e-5)
+    assert ddp["confusion_matrix"] == single["confusion_matrix"]
+    for ddp_row, single_row in zip(ddp_rows, single_rows, strict=True):
+        for name in classes:
+            assert float(ddp_row[name]) == pytest.approx(float(single_row[name]), abs=1e-5)

@@ -89,6 +89,15 @@ def test_callbacks_log_clipping_views_and_confusion(trained, tmp_path):
     assert table["columns"] == ["image", "true", "predicted", "probability", "loss", "path"]
     assert len(table["data"]) == len(expected["top_losses"])
 
+    # In test runs too (on labelled data), under test/.
+    tester = quiet_trainer(callbacks=[CollectPredictions(), ClipProbabilities(0.05)])
+    tester.test(model, dataloaders=datamodule.val_dataloader())
+    assert float(tester.callback_metrics["test/clip_eps"]) == 0.05
+    assert float(tester.callback_metrics["test/logloss"]) == pytest.approx(
+        float(metrics["valid/logloss"])
+    )
+    assert "test/logloss_clipped" in tester.callback_metrics
+
     # At predict time the callback clips the returned probabilities in place.
     clip = ClipProbabilities(0.2)
     out = quiet_trainer(callbacks=[clip]).predict(model, datamodule.val_dataloader())

@@ -50,10 +50,14 @@ class ImageFileDataset(Dataset):
         transform,
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         failures: torch.Tensor | None = None,
+        item_seed: int | None = None,
     ) -> None:
         self.items = items
         self.transform = transform
         self.max_pixels = max_pixels
+        # With a seed, item i's augmentation is drawn from seed + i: the same whichever
+        # worker or DDP rank loads it (test-time augmentation must not depend on sharding).
+        self.item_seed = item_seed
         if failures is None:
             failures = torch.zeros(len(items), dtype=torch.int32).share_memory_()
         self.failures = failures
@@ -72,6 +76,8 @@ class ImageFileDataset(Dataset):
             except Exception:  # PIL and the OS raise many types for broken files
                 self.failures[candidate] += 1
                 continue
+            if self.item_seed is not None:
+                self.transform.set_random_seed(self.item_seed + index)
             return self.transform(image=pixels)["image"], label
         raise UserError(
             f"{self.MAX_REPLACEMENTS + 1} images in a row failed to decode (last: {path}); "
@@ -352,15 +358,25 @@ class FolderDataModule(L.LightningDataModule):
         )
 
     def loader(
-        self, items: list[Item], transform, shuffle: bool = False, seed: int | None = None
+        self,
+        items: list[Item],
+        transform,
+        shuffle: bool = False,
+        seed: int | None = None,
+        item_seed: int | None = None,
+        drop_last: bool = False,
     ) -> DataLoader:
         """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
         follow `seed` (default: the data seed), and each new epoch's workers draw fresh
-        seeds from the generator."""
+        seeds from the generator. `item_seed` instead fixes each item's augmentation."""
+        dataset = ImageFileDataset(
+            items, transform, self.max_pixels, self.failure_counter(items), item_seed
+        )
         return DataLoader(
-            ImageFileDataset(items, transform, self.max_pixels, self.failure_counter(items)),
+            dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
+            drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
@@ -369,7 +385,12 @@ class FolderDataModule(L.LightningDataModule):
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader(self.train_items, self.train_transform(), shuffle=True)
+        # Like fastai, training drops the last incomplete batch: a batch of one image
+        # cannot go through the head's BatchNorm in training mode.
+        drop_last = len(self.train_items) > self.batch_size
+        return self.loader(
+            self.train_items, self.train_transform(), shuffle=True, drop_last=drop_last
+        )
 
     def val_dataloader(self) -> DataLoader:
         return self.loader(self.valid_items, self.eval_transform())

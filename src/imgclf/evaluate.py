@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 from pathlib import Path
 
 import lightning as L
@@ -91,12 +92,24 @@ def evaluate(cfg: DictConfig) -> Path:
         metrics["skipped_files"] = datamodule.num_skipped
         # Replaced by another image when loaded: their rows are that image's prediction.
         metrics["decode_failed"] = [str(items[i][0]) for i in decode_failures_of(datamodule, items)]
+        write_predictions(run_dir / "predictions.csv", items, result.best, classes)
         write_json(run_dir / "metrics.json", metrics)
         for logger in trainer.loggers:
             logger.log_metrics(flat_metrics(metrics))
         print(format_report(metrics))
     finish_loggers(loggers)
     return run_dir
+
+
+def write_predictions(path: Path, items, probs: np.ndarray, classes: list[str]) -> Path:
+    """Every validation image once: file, true and predicted class, one column per class."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "true", "predicted", *classes])
+        for (file, label), row in zip(items, probs, strict=True):
+            predicted = classes[int(row.argmax())]
+            writer.writerow([file, classes[label], predicted, *(f"{p:.6f}" for p in row)])
+    return path
 
 
 def flat_metrics(metrics: dict) -> dict[str, float]:

@@ -196,6 +196,7 @@ def feature_loaders(
         features.train,
         batch_size=batch_size,
         shuffle=True,
+        drop_last=len(features.train) > batch_size,  # no batch of one through BatchNorm
         generator=torch.Generator().manual_seed(seed),
     )
     valid = DataLoader(features.valid, batch_size=batch_size, shuffle=False)

@@ -3,7 +3,8 @@
 The plain pass (eval transform) plus `n` passes with the training augmentation; the
 augmented probabilities are averaged and then blended with the plain ones:
 `(1 - beta) * mean(augmented) + beta * plain`, i.e. 0.75 / 0.25 for fastai's beta 0.25.
-Every augmented pass has its own seed, so TTA is reproducible. Passes run through
+Every augmented pass has its own seed and each image's augmentation is drawn from it
+and the image's index, so TTA is reproducible, with any number of workers or ranks. Passes run through
 `trainer.predict`, so they use the Trainer's devices and DDP, and only an N x C array of
 probabilities is ever kept.
 """
@@ -67,7 +68,8 @@ def predict_with_tta(
     total = np.zeros_like(plain, dtype=np.float64)
     for i in range(n):
         pass_seed = seed + 1000 * (i + 1)
-        loader = datamodule.loader(items, datamodule.train_transform(pass_seed), seed=pass_seed)
+        transform = datamodule.train_transform(pass_seed)
+        loader = datamodule.loader(items, transform, seed=pass_seed, item_seed=pass_seed)
         total += predict_items(trainer, model, loader, len(items))
     blended = tta_blend(plain, total / n, beta).astype(np.float32)
     return TTAResult(plain, blended, n, beta)
