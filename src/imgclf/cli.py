@@ -92,7 +92,9 @@ def main(argv: list[str] | None = None) -> None:
     command, rest = argv[0], argv[1:]
     try:
         if command == "train":
-            run_hydra(train_task, "train", rest)
+            from imgclf.resume import resume_argv
+
+            run_hydra(train_task, "train", resume_argv(rest))
         elif command == "lr-find":
             run_hydra(lr_find_task, "train", ["task_name=lr_find", *rest])
         elif command == "demo":

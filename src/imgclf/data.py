@@ -18,6 +18,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from imgclf.errors import UserError
 from imgclf.images import VERIFY_MODES, list_images, load_rgb, unreadable_reason
+from imgclf.replay_loader import ReplayDataLoader
+from imgclf.rng_state import set_transform_rng_state, transform_rng_state
 from imgclf.transforms import PRESETS, eval_transform, seed_worker, train_transform
 
 Item = tuple[Path, int]
@@ -37,6 +39,13 @@ class ImageFileDataset(Dataset):
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
         path, label = self.items[index]
         return self.transform(image=load_rgb(path))["image"], label
+
+    # The augmentation's random state, for an exact mid-epoch resume (ReplayDataLoader).
+    def rng_state(self) -> list:
+        return transform_rng_state(self.transform)
+
+    def set_rng_state(self, state: list) -> None:
+        set_transform_rng_state(self.transform, state)
 
 
 def class_folders(split_dir: Path) -> dict[str, list[Path]]:
@@ -258,8 +267,8 @@ class FolderDataModule(L.LightningDataModule):
     ) -> DataLoader:
         """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
         follow `seed` (default: the data seed), and each new epoch's workers draw fresh
-        seeds from the generator."""
-        return DataLoader(
+        seeds from the generator. Mid-epoch checkpoints resume it exactly (ReplayDataLoader)."""
+        return ReplayDataLoader(
             ImageFileDataset(items, transform),
             batch_size=self.batch_size,
             shuffle=shuffle,
