@@ -12,6 +12,8 @@ import pytest
 import torch
 
 from imgclf.checkpoint import read_checkpoint
+from imgclf.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
+from imgclf.resume import find_checkpoint, resume_argv
 from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
 # Two stages: the head on precomputed features (2 augmented views), then everything unfrozen
@@ -118,3 +120,86 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path):
         assert got_epoch == pytest.approx(expected_epoch, rel=1e-6, abs=1e-7)
     assert summary["final_valid_acc"] == whole_summary["final_valid_acc"]
     assert summary["valid_logloss"] == pytest.approx(whole_summary["valid_logloss"], rel=1e-6)
+
+
+KILL_WHILE_SAVING = """
+import os, signal, sys, torch
+from imgclf.checkpoint_io import AtomicCheckpointIO
+
+real_save = torch.save
+
+
+def save_half_then_die(obj, handle):
+    real_save(obj, handle)
+    handle.truncate(handle.tell() // 2)  # half the bytes are on disk when the kill comes
+    handle.flush()
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+torch.save = save_half_then_die
+AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(1000)}}, sys.argv[1])
+"""
+
+
+def test_a_kill_while_saving_leaves_the_last_checkpoint_whole(tmp_path):
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.ones(1000)}}, last)
+    before = last.read_bytes()
+    result = subprocess.run(
+        [sys.executable, "-c", KILL_WHILE_SAVING, str(last)], capture_output=True, text=True
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    # The half-written temporary file is there; last.ckpt is untouched and still loads.
+    leftovers = list(last.parent.glob(".last.ckpt.tmp-*"))
+    assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
+    assert last.read_bytes() == before
+    torch.testing.assert_close(read_checkpoint(last)["state_dict"]["w"], torch.ones(1000))
+    # resume= on the run directory picks last.ckpt, never the temporary file.
+    assert find_checkpoint(tmp_path) == last
+
+
+def test_a_failed_save_removes_its_temporary_file_and_keeps_the_old_checkpoint(tmp_path):
+    path = tmp_path / "last.ckpt"
+    atomic_torch_save({"w": torch.ones(3)}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("cannot pickle")
+
+    with pytest.raises(RuntimeError, match="cannot pickle"):
+        atomic_torch_save({"w": torch.zeros(3), "bad": Unpicklable()}, path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    torch.testing.assert_close(torch.load(path, weights_only=True)["w"], torch.ones(3))
+
+
+def test_resume_reuses_the_run_directory_and_its_overrides(tmp_path):
+    run_dir = tmp_path / "logs" / "train" / "2026-01-01_00-00-00"
+    (run_dir / ".hydra").mkdir(parents=True)
+    (run_dir / "checkpoints").mkdir()
+    (run_dir / "config.yaml").write_text("seed: 1\n")
+    (run_dir / "checkpoints" / "last.ckpt").write_bytes(b"x")
+    (run_dir / ".hydra" / "overrides.yaml").write_text(
+        "- data=folder\n- data.root=/data/pets\n- seed=1\n- +trainer.max_time=null\n"
+    )
+    argv = resume_argv(["seed=2", f"resume={run_dir}"])
+    assert argv == [
+        "data=folder",
+        "data.root=/data/pets",
+        "+trainer.max_time=null",
+        "seed=2",  # given now: replaces the saved one
+        f"resume={run_dir}",
+        f'hydra.run.dir="{run_dir}"',
+    ]
+    # A checkpoint file of the run resumes the same run; no resume= leaves argv alone.
+    assert resume_argv([f"resume={run_dir / 'checkpoints' / 'last.ckpt'}"])[-1] == argv[-1]
+    assert resume_argv(["seed=2"]) == ["seed=2"]
+
+
+def test_resume_from_nothing_is_a_one_line_error(tmp_path):
+    result = run_cli("train", f"resume={tmp_path / 'gone'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1].startswith("error: resume: ")
+    assert "gone" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "empty_run").mkdir()
+    result = run_cli("train", f"resume={tmp_path / 'empty_run'}", cwd=tmp_path)
+    assert result.returncode == 2 and "no checkpoints/last.ckpt in" in result.stderr
