@@ -14,8 +14,7 @@ def test_lesson1_recipe_runs_on_two_processes_with_one_learning_rate(tmp_path):
         *small_run_overrides(root, tmp_path),
         "lr_find.num_iter=10",
         "logger=csv",
-        "+trainer.strategy=ddp",
-        "trainer.devices=2",
+        "trainer=ddp_cpu",
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]

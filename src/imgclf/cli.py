@@ -32,6 +32,16 @@ def config_dir() -> Path:
     return Path(__file__).resolve().parents[2] / "configs"
 
 
+def is_first_process() -> bool:
+    """Rank 0 of a multi-process run (torchrun sets RANK; Lightning's own launcher sets
+    LOCAL_RANK and NODE_RANK), or a single process."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"]) == 0
+    return (
+        int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    )
+
+
 def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
     import hydra
@@ -43,11 +53,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
         except UserError as err:
             print(f"error: {err}", file=sys.stderr)
             sys.exit(2)
-        if (
-            result is not None
-            and int(os.environ.get("LOCAL_RANK", "0")) == 0
-            and int(os.environ.get("NODE_RANK", "0")) == 0
-        ):
+        if result is not None and is_first_process():
             # The last line we print is the run directory, for scripts and for humans.
             print(result, flush=True)
 
