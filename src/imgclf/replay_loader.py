@@ -10,7 +10,8 @@ protocol, which Lightning saves in every checkpoint and loads on resume:
 - its state is that snapshot, the state now, and the number of batches handed out;
 - after `load_state_dict`, the next epoch puts the snapshot back and replays the batches
   already trained on without training on them (they are loaded, so augmentation draws stay in
-  step), then hands out the rest. An epoch that had finished restores the state now instead.
+  step), then hands out the rest. For an epoch that had finished it restores the state at
+  the time of the checkpoint and hands out nothing; the next epoch goes on from there.
 
 With `persistent_workers=True` the workers keep their own augmentation streams across epochs,
 which no snapshot here reaches: the order of samples is still exact, their augmentation not.
@@ -42,10 +43,15 @@ class ReplayDataLoader(DataLoader):
     def __iter__(self) -> Iterator:
         pending = self.__dict__.pop("_pending", None)
         skip = 0
+        if pending is not None and pending["served"] >= len(self):
+            # The epoch had ended: nothing is left to hand out, and creating an iterator
+            # would draw from the generator, which the next epoch's draws must find untouched.
+            self._restore(pending["now"])
+            self._start, self._served = pending["start"], pending["served"]
+            return iter(())
         if pending is not None:
-            finished = pending["served"] >= len(self)
-            self._restore(pending["now"] if finished else pending["start"])
-            skip = 0 if finished else pending["served"]
+            self._restore(pending["start"])
+            skip = pending["served"]
         self._start = self._rng_snapshot()
         self._served = 0
         iterator = super().__iter__()
