@@ -10,7 +10,7 @@ import pytest
 
 from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
-DDP = ("+trainer.strategy=ddp", "trainer.devices=2")
+DDP = ("trainer=ddp_cpu",)
 
 
 def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):

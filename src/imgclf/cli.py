@@ -49,6 +49,16 @@ def single_console_log() -> None:
     logging.getLogger("lightning").handlers.clear()
 
 
+def is_first_process() -> bool:
+    """Rank 0 of a multi-process run (torchrun sets RANK; Lightning's own launcher sets
+    LOCAL_RANK and NODE_RANK), or a single process."""
+    if "RANK" in os.environ:
+        return int(os.environ["RANK"]) == 0
+    return (
+        int(os.environ.get("LOCAL_RANK", "0")) == 0 and int(os.environ.get("NODE_RANK", "0")) == 0
+    )
+
+
 def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
     import hydra
@@ -67,11 +77,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
         except KeyboardInterrupt:  # Ctrl-C before training (scan, set-up): nothing to save
             print("interrupted", file=sys.stderr, flush=True)
             sys.exit(EXIT_INTERRUPTED)
-        if (
-            result is not None
-            and int(os.environ.get("LOCAL_RANK", "0")) == 0
-            and int(os.environ.get("NODE_RANK", "0")) == 0
-        ):
+        if result is not None and is_first_process():
             # The last line we print is the run directory, for scripts and for humans.
             print(result, flush=True)
 
@@ -145,7 +151,11 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command in HYDRA_COMMANDS:
             task, config_name = HYDRA_COMMANDS[command]
-            if command == "lr-find":
+            if command == "train":
+                from imgclf.resume import resume_argv
+
+                rest = resume_argv(rest)
+            elif command == "lr-find":
                 rest = ["task_name=lr_find", *rest]
             run_hydra(task, config_name, rest)
         elif command == "demo":

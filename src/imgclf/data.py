@@ -25,6 +25,8 @@ from imgclf.images import (
     load_rgb,
     unreadable_reason,
 )
+from imgclf.replay_loader import ReplayDataLoader
+from imgclf.rng_state import set_transform_rng_state, transform_rng_state
 from imgclf.transforms import PRESETS, eval_transform, seed_worker, train_transform
 
 Item = tuple[Path, int]
@@ -83,6 +85,13 @@ class ImageFileDataset(Dataset):
             f"{self.MAX_REPLACEMENTS + 1} images in a row failed to decode (last: {path}); "
             "are the files still there?"
         )
+
+    # The augmentation's random state, for an exact mid-epoch resume (ReplayDataLoader).
+    def rng_state(self) -> list:
+        return transform_rng_state(self.transform)
+
+    def set_rng_state(self, state: list) -> None:
+        set_transform_rng_state(self.transform, state)
 
 
 def replacement_index(index: int, attempt: int, length: int) -> int:
@@ -368,11 +377,11 @@ class FolderDataModule(L.LightningDataModule):
     ) -> DataLoader:
         """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
         follow `seed` (default: the data seed), and each new epoch's workers draw fresh
-        seeds from the generator. `item_seed` instead fixes each item's augmentation."""
+        seeds from the generator. `item_seed` instead fixes each item's augmentation. Mid-epoch checkpoints resume the loader exactly (ReplayDataLoader)."""
         dataset = ImageFileDataset(
             items, transform, self.max_pixels, self.failure_counter(items), item_seed
         )
-        return DataLoader(
+        return ReplayDataLoader(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,

@@ -14,10 +14,12 @@ from pathlib import Path
 
 import lightning as L
 
+from imgclf.callbacks import MetricsHistory
 from imgclf.lr_finder import agree_across_ranks, lr_find
 from imgclf.lr_suggest import plot_lr_find
 from imgclf.precompute import feature_loaders, precompute_features
 from imgclf.recipe import Stage
+from imgclf.resume import ResumePoint
 
 
 def log_image(trainer: L.Trainer, key: str, path: Path) -> None:
@@ -83,6 +85,17 @@ def stage_loaders(
     return {"train_dataloaders": train, "val_dataloaders": valid}
 
 
+def stage_metrics(trainer: L.Trainer) -> dict:
+    """The last validation metrics: this fit's, or, when a resumed fit had nothing left to
+    do, the last ones the restored history holds."""
+    if "valid/acc" in trainer.callback_metrics:
+        return trainer.callback_metrics
+    for callback in trainer.callbacks:
+        if isinstance(callback, MetricsHistory) and callback.history:
+            return callback.history[-1]
+    return {}
+
+
 def fit_recipe(
     trainer: L.Trainer,
     model,
@@ -91,39 +104,60 @@ def fit_recipe(
     run_dir: Path,
     cache_dir: Path,
     lr_find_cfg: dict | None = None,
+    resume: ResumePoint | None = None,
 ) -> list[dict]:
-    """Fit every stage; return one summary record per stage."""
+    """Fit every stage; return one summary record per stage.
+
+    With `resume`, the stages before the interrupted one are skipped (their records come
+    from the checkpoint), and the interrupted one keeps its learning rates (no LR finder)
+    and continues from the checkpoint: epoch, step, optimizer, schedule, data order, RNG.
+    """
     base_image_size = datamodule.requested_image_size
     records = []
     for index, stage in enumerate(stages, start=1):
+        if resume and index < resume.stage_index:
+            records.append(resume.records[index - 1])
+            continue
+        resuming = resume is not None and index == resume.stage_index
         started = time.perf_counter()
         datamodule.requested_image_size = stage.image_size or base_image_size
-        if stage.lr == "auto":  # freeze now; the LRs come from the finder below
+        known_lrs = resume.stage_lrs if resuming else None
+        if known_lrs:
+            model.set_stage(stage, lrs=known_lrs)
+        elif stage.lr == "auto":  # freeze now; the LRs come from the finder below
             model.set_stage(stage, lrs=[1.0] * len(model.groups))
         else:
             model.set_stage(stage)
         model.image_size = datamodule.image_size
+        model.stage_index = index
         record: dict = {
             "name": stage.name,
             "epochs": stage.num_epochs,
             "image_size": datamodule.image_size,
         }
+        if resuming and len(resume.records) >= index:
+            record = {**resume.records[index - 1], "resumed_from": str(resume.checkpoint)}
+        model.recipe_records = [*records, record]  # saved in checkpoints, for resume
 
         loaders = stage_loaders(
             trainer, model, datamodule, stage, cache_dir, record, seed_offset=index
         )
-        if stage.lr == "auto":
+        if stage.lr == "auto" and not known_lrs:
             loader = loaders.get("train_dataloaders") or datamodule.train_dataloader()
             record["lr_find"] = find_stage_lr(
                 trainer, model, loader, stage, run_dir, lr_find_cfg or {}
             )
         lrs = model.stage_lrs
 
-        trainer.fit_loop.max_epochs = trainer.current_epoch + stage.num_epochs
-        trainer.fit(model, **loaders)
+        # Epochs count on across stages: this stage ends after all epochs up to it.
+        trainer.fit_loop.max_epochs = sum(s.num_epochs for s in stages[:index])
+        if resuming:  # weights-only load: a checkpoint can carry no code
+            trainer.fit(model, **loaders, ckpt_path=resume.checkpoint, weights_only=True)
+        else:
+            trainer.fit(model, **loaders)
         checkpoint = run_dir / "checkpoints" / f"stage{index}-{stage.name}.ckpt"
-        trainer.save_checkpoint(checkpoint)
-        metrics = trainer.callback_metrics
+        trainer.save_checkpoint(checkpoint, weights_only=False)
+        metrics = stage_metrics(trainer)
         record.update(
             lr=dict(zip(model.group_names, lrs, strict=True)),
             seconds=round(time.perf_counter() - started, 2),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 from functools import partial
 
@@ -43,6 +44,7 @@ class ImageClassifier(L.LightningModule):
         n_groups: int = 3,
         weight_decay: float = 0.01,
         class_names: Sequence[str] | None = None,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
@@ -55,7 +57,11 @@ class ImageClassifier(L.LightningModule):
         self.head = create_head(self.body.num_features, num_classes, head_hidden, head_dropout)
         self.data_config = data_config_for(self.body)
         self.groups = layer_groups(self.body, self.head, n_groups)
+        if channels_last:  # NHWC convolutions: faster with mixed precision on tensor cores
+            self.body.to(memory_format=torch.channels_last)
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Saved in checkpoints, so an epoch resumed in the middle reports the whole epoch.
+        self.train_acc.persistent(True)
         self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_logloss = MeanMetric()
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -68,6 +74,10 @@ class ImageClassifier(L.LightningModule):
         # The input size the model last trained at (stages may resize); saved in checkpoints
         # so evaluate, predict and export feed what the model knows.
         self.image_size: int | None = None
+        # Where a recipe stands (set by fit_recipe; saved in checkpoints for resume): the
+        # 1-based index of the running stage and one summary record per stage begun so far.
+        self.stage_index = 0
+        self.recipe_records: list[dict] = []
 
     # -- stages --------------------------------------------------------------------------
     @property
@@ -95,21 +105,32 @@ class ImageClassifier(L.LightningModule):
         return self
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["imgclf"] = {"image_size": self.image_size, "stage": self.stage.name}
+        checkpoint["imgclf"] = {
+            "image_size": self.image_size,
+            "stage": self.stage.name,
+            "stage_index": self.stage_index,
+            "stage_lrs": list(self.stage_lrs) if self.stage_lrs is not None else None,
+            "recipe_records": copy.deepcopy(self.recipe_records),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         self.image_size = (checkpoint.get("imgclf") or {}).get("image_size")
 
     # -- forward and steps ---------------------------------------------------------------
+    def run_body(self, images: torch.Tensor) -> torch.Tensor:
+        if self.hparams.get("channels_last"):
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.body(images)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body(x))
+        return self.head(self.run_body(x))
 
     def head_on_features(self, features: torch.Tensor) -> torch.Tensor:
         """Logits from pooled body features (what the precompute cache stores)."""
         return self.head[HEAD_FEATURES_INDEX:](features)
 
     def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head[:HEAD_FEATURES_INDEX](self.body(images))
+        return self.head[:HEAD_FEATURES_INDEX](self.run_body(images))
 
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head_on_features(inputs) if self.input_kind == "features" else self(inputs)

@@ -39,7 +39,9 @@ class GroupedAdamW(torch.optim.AdamW):
     ):
         for group in param_groups:
             group.setdefault("decay_mask", [True] * len(group["params"]))
-            group["decoupled_weight_decay"] = group.get("decoupled_weight_decay", weight_decay)
+            # Not "decoupled_weight_decay": torch's AdamW owns that key (a bool) and resets it
+            # to True in load_state_dict, which would turn a resumed run's decay into 1.0.
+            group["masked_weight_decay"] = group.get("masked_weight_decay", weight_decay)
         super().__init__(param_groups, lr=lr, weight_decay=0.0, **kwargs)
 
     @torch.no_grad()
@@ -49,7 +51,7 @@ class GroupedAdamW(torch.optim.AdamW):
             with torch.enable_grad():
                 loss = closure()  # gradients first (Lightning passes the backward as a closure)
         for group in self.param_groups:
-            shrink = 1.0 - group["lr"] * group["decoupled_weight_decay"]
+            shrink = 1.0 - group["lr"] * group["masked_weight_decay"]
             for param, decays in zip(group["params"], group["decay_mask"], strict=True):
                 if decays and param.grad is not None:
                     param.mul_(shrink)

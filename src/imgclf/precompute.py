@@ -26,16 +26,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from imgclf.data import Item
 from imgclf.head import HEAD_FEATURES_INDEX
+from imgclf.replay_loader import ReplayDataLoader
 
 
 class FeatureDataset(Dataset):
-    """Rows of a (views, images, dim) feature array; a random view per access when views > 1."""
+    """Rows of a (views, images, dim) feature array; a random view per access when views > 1.
+
+    The views are drawn from the dataset's own seeded generator, not the global one, so the
+    draws neither disturb nor depend on the model's dropout, and a resumed run can put the
+    generator back where it was (`rng_state`, used by ReplayDataLoader).
+    """
 
     def __init__(
         self,
         features: np.ndarray,
         labels: np.ndarray,
         random_view: bool = True,
+        seed: int = 0,
         items: list[Item] | None = None,
     ) -> None:
         self.features = features
@@ -43,13 +50,22 @@ class FeatureDataset(Dataset):
         # The image files the rows came from, in order (for views that show the images).
         self.items = items
         self.random_view = random_view and features.shape[0] > 1
+        self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
         return self.features.shape[1]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        view = int(torch.randint(self.features.shape[0], ())) if self.random_view else 0
+        view = 0
+        if self.random_view:
+            view = int(torch.randint(self.features.shape[0], (), generator=self.generator))
         return torch.from_numpy(np.array(self.features[view, index])), int(self.labels[index])
+
+    def rng_state(self) -> torch.Tensor:
+        return self.generator.get_state()
+
+    def set_rng_state(self, state: torch.Tensor) -> None:
+        self.generator.set_state(state)
 
 
 @dataclass
@@ -192,7 +208,8 @@ def feature_loaders(
     features: PrecomputedFeatures, batch_size: int, seed: int
 ) -> tuple[DataLoader, DataLoader]:
     """Loaders over cached features; in-process (reading a memory map needs no workers)."""
-    train = DataLoader(
+    features.train.generator.manual_seed(seed)
+    train = ReplayDataLoader(
         features.train,
         batch_size=batch_size,
         shuffle=True,

@@ -9,12 +9,13 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.callbacks import MetricsHistory
+from imgclf.callbacks import MetricsHistory, ResumeState
 from imgclf.callbacks.interrupt import raise_if_interrupted
 from imgclf.errors import UserError
 from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
 from imgclf.loggers import write_run_summary
 from imgclf.recipe import Stage, parse_recipe
+from imgclf.resume import load_resume_point
 from imgclf.summary import best_epoch, write_json
 from imgclf.weights import check_image_size
 
@@ -74,11 +75,17 @@ def train(cfg: DictConfig) -> Path:
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     L.seed_everything(cfg.seed, workers=True)
     stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
+    resume = load_resume_point(cfg.resume) if cfg.get("resume") else None
+    if resume and resume.stage_index > len(stages):
+        raise UserError(
+            f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
+            f"but the recipe has {len(stages)} stages"
+        )
 
     datamodule, model = build(cfg)
     check_image_sizes(model, datamodule, stages)
     history = MetricsHistory()
-    callbacks = [*instantiate_dict(cfg.get("callbacks")), history]
+    callbacks = [*instantiate_dict(cfg.get("callbacks")), history, ResumeState()]
     loggers = instantiate_dict(cfg.get("logger"))
     for logger in loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -92,6 +99,7 @@ def train(cfg: DictConfig) -> Path:
             run_dir,
             cache_dir=Path(cfg.paths.cache_dir),
             lr_find_cfg=OmegaConf.to_container(cfg.lr_find, resolve=True),
+            resume=resume,
         )
     except (KeyboardInterrupt, SystemExit) as stop:
         raise_if_interrupted(trainer, callbacks, stop)
@@ -110,6 +118,7 @@ def train(cfg: DictConfig) -> Path:
         "lr": stage_records[-1]["lr"],
         "stages": stage_records,
         "wall_seconds": round(time.perf_counter() - started, 2),
+        "resumed_from": str(resume.checkpoint) if resume else None,
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
         "valid_logloss": best.get("valid/logloss"),

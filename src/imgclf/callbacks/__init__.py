@@ -6,6 +6,8 @@ from imgclf.callbacks.interrupt import SaveOnInterrupt
 from imgclf.callbacks.misclassified import MisclassificationViews
 from imgclf.callbacks.nonfinite import NonFiniteLoss, StopOnNonFiniteLoss
 from imgclf.callbacks.predictions import CollectPredictions
+from imgclf.callbacks.resume_state import ResumeState
+from imgclf.callbacks.step_checkpoint import StepCheckpoint
 
 __all__ = [
     "ClipProbabilities",
@@ -13,6 +15,8 @@ __all__ = [
     "MetricsHistory",
     "MisclassificationViews",
     "NonFiniteLoss",
+    "ResumeState",
     "SaveOnInterrupt",
+    "StepCheckpoint",
     "StopOnNonFiniteLoss",
 ]
