@@ -3,6 +3,7 @@ that collects predictions, and the metrics of a probability matrix."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -96,3 +97,15 @@ def class_metrics(probs: np.ndarray, labels: np.ndarray, classes: list[str]) -> 
 
 def to_tensor(probs: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float64))
+
+
+@contextmanager
+def input_size(datamodule, size: int | None):
+    """Feed `size` px images while inside (None: the data module's own size), then restore."""
+    before = datamodule.requested_image_size
+    if size:
+        datamodule.requested_image_size = int(size)
+    try:
+        yield
+    finally:
+        datamodule.requested_image_size = before
