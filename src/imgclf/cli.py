@@ -106,9 +106,9 @@ def evaluate_task(cfg) -> Path:
 
 
 def predict_task(cfg) -> Path:
-    from imgclf.submit import predict
+    from imgclf.submit import predict_command
 
-    return predict(cfg)
+    return predict_command(cfg)
 
 
 def export_task(cfg) -> Path:

@@ -3,6 +3,7 @@ that collects predictions, and the metrics of a probability matrix."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import lightning as L
@@ -104,3 +105,15 @@ def decode_failures_of(datamodule, items: list) -> list[int]:
     """Row indices of `items` whose file failed to decode in a loader (and was replaced)."""
     failed = datamodule.decode_failures()
     return [i for i, (path, _) in enumerate(items) if path in failed]
+
+
+@contextmanager
+def input_size(datamodule, size: int | None):
+    """Feed `size` px images while inside (None: the data module's own size), then restore."""
+    before = datamodule.requested_image_size
+    if size:
+        datamodule.requested_image_size = int(size)
+    try:
+        yield
+    finally:
+        datamodule.requested_image_size = before

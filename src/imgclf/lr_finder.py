@@ -32,6 +32,12 @@ class LRFindResult:
         top = self.suggestion if lr is None else lr
         return [top * r for r in self.ratios]
 
+    def plot(self):
+        """The loss-vs-LR curve with the suggestion, as a matplotlib Figure."""
+        from imgclf.lr_suggest import lr_find_figure
+
+        return lr_find_figure(self.lrs, self.losses, self.suggestion, self.method)
+
 
 def stage_ratios(stage, n_groups: int) -> list[float]:
     """Each group's LR relative to the last group's, as the stage will spread them."""

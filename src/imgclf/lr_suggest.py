@@ -100,7 +100,16 @@ def suggest_lr(lrs: Sequence[float], losses: Sequence[float], method: str = "val
 def plot_lr_find(
     lrs: Sequence[float], losses: Sequence[float], suggestion: float, method: str, path
 ) -> Path:
-    """Save the loss-vs-LR curve (log x axis) with the suggestion as a red dot; returns the path."""
+    """Save the loss-vs-LR curve (`lr_find_figure`) as a PNG; returns the path."""
+    fig = lr_find_figure(lrs, losses, suggestion, method)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=100)
+    return path
+
+
+def lr_find_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: float, method: str):
+    """The loss-vs-LR curve (log x axis) with the suggestion as a red dot, as a Figure."""
     # A bare Figure with the Agg canvas: no pyplot global state, works headless and threaded.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
@@ -131,7 +140,4 @@ def plot_lr_find(
     ax.set_ylabel("Loss")
     ax.set_title("LR finder")
     fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
-    return path
+    return fig

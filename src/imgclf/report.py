@@ -6,14 +6,10 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from PIL import Image
 
-matplotlib.use("Agg")  # files only; no display needed (servers, DDP ranks, CI)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from imgclf.interpret import VIEWS, confusion_matrix, losses, misclassification_views  # noqa: E402
+from imgclf.interpret import VIEWS, confusion_matrix, losses, misclassification_views
 
 THUMBNAIL = 160
 TABLE_COLUMNS = ["image", "true", "predicted", "probability", "loss", "path"]
@@ -52,14 +48,25 @@ def view_rows(
     return rows
 
 
-def plot_view_grid(rows: list[dict], title: str, path: Path, columns: int = 6) -> Path:
+def new_figure(figsize: tuple[float, float]):
+    """A bare Figure on the Agg canvas: no pyplot global state, so it works headless, in
+    threads and DDP ranks, and leaves a notebook's own plotting backend alone. Jupyter shows
+    it when it is a cell's value."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def view_grid_figure(rows: list[dict], title: str, columns: int = 6):
     """A grid of the rows' images titled predicted / actual / probability / loss."""
     n = len(rows)
     columns = max(1, min(columns, n))
     lines = max(1, -(-n // columns))
-    fig, axes = plt.subplots(
-        lines, columns, figsize=(2.3 * columns, 2.6 * lines + 0.4), squeeze=False
-    )
+    fig = new_figure((2.3 * columns, 2.6 * lines + 0.4))
+    axes = fig.subplots(lines, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, row in zip(axes.flat, rows, strict=False):
@@ -73,9 +80,18 @@ def plot_view_grid(rows: list[dict], title: str, path: Path, columns: int = 6) -
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(f"{title} ({n})\npredicted / actual, probability / loss", fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def plot_view_grid(rows: list[dict], title: str, path: Path, columns: int = 6) -> Path:
+    """The view grid (`view_grid_figure`) saved as a PNG."""
+    return save_figure(view_grid_figure(rows, title, columns), path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
-    plt.close(fig)
     return path
 
 
@@ -90,11 +106,12 @@ def write_rows_csv(rows: list[dict], path: Path) -> Path:
     return path
 
 
-def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> Path:
+def confusion_figure(matrix: np.ndarray, classes: list[str]):
     """Counts per (actual, predicted); numbers written in the cells up to 30 classes."""
     n = len(classes)
     size = min(4 + 0.45 * n, 30)
-    fig, ax = plt.subplots(figsize=(size, size))
+    fig = new_figure((size, size))
+    ax = fig.add_subplot()
     ax.imshow(matrix, cmap="Blues")
     ax.set_xlabel("predicted")
     ax.set_ylabel("actual")
@@ -115,10 +132,12 @@ def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> Path:
                     color="white" if matrix[i, j] > threshold else "black",
                 )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=80)
-    plt.close(fig)
-    return path
+    return fig
+
+
+def plot_confusion(matrix: np.ndarray, classes: list[str], path: Path) -> Path:
+    """The confusion matrix (`confusion_figure`) saved as a PNG."""
+    return save_figure(confusion_figure(matrix, classes), path)
 
 
 def write_confusion_csv(matrix: np.ndarray, classes: list[str], path: Path) -> Path:
