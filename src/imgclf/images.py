@@ -48,9 +48,19 @@ def unreadable_reason(path: Path, mode: str = "header") -> str | None:
     return None
 
 
-def load_rgb(path: Path) -> np.ndarray:
-    """Decode to an HxWx3 uint8 array, applying the EXIF orientation as cameras intend."""
+def reduce_on_decode(image: Image.Image, min_side: int | None) -> None:
+    """JPEG only: let the decoder scale down by 1/2, 1/4 or 1/8 (libjpeg's DCT scaling,
+    much cheaper than decoding every pixel and resizing) as long as both sides stay at
+    least `min_side`. Other formats, and `min_side=None`, decode at full size."""
+    if min_side and image.format == "JPEG":
+        image.draft("RGB", (min_side, min_side))
+
+
+def load_rgb(path: Path, min_side: int | None = None) -> np.ndarray:
+    """Decode to an HxWx3 uint8 array, applying the EXIF orientation as cameras intend.
+    With `min_side`, JPEGs may decode at a reduced scale (see `reduce_on_decode`)."""
     with Image.open(path) as image:
+        reduce_on_decode(image, min_side)
         image = ImageOps.exif_transpose(image)
         if image.mode != "RGB":
             image = image.convert("RGB")
