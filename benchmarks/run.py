@@ -42,7 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--precompute-per-class", type=int, default=100)
     parser.add_argument("--precompute-size", type=int, default=224)
     parser.add_argument("--memory-images", type=int, default=20000)
-    parser.add_argument("--memory-size", type=int, default=64)
+    parser.add_argument("--memory-size", type=int, default=32)
     parser.add_argument(
         "--recipe-overrides", nargs="*", default=[], help="extra Hydra overrides (tests)"
     )

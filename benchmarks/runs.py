@@ -112,7 +112,7 @@ def recipe_benchmark(digits_root: Path, workdir: Path, extra: tuple[str, ...] = 
 
 
 def memory_benchmark(
-    root: Path, workdir: Path, image_size: int = 64, epochs: int = 2, extra: tuple[str, ...] = ()
+    root: Path, workdir: Path, image_size: int = 32, epochs: int = 2, extra: tuple[str, ...] = ()
 ) -> dict:
     """Peak memory of `imgclf train` with a precompute head stage on a large folder."""
     stage = (
