@@ -58,6 +58,16 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+def write(results: dict, out: Path) -> str:
+    """results.json and results.md; called after every item, so a cut-short run keeps
+    what it measured."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    report = markdown_report(results)
+    (out / "results.md").write_text(report)
+    return report
+
+
 def run(args: argparse.Namespace) -> dict:
     import torch
 
@@ -75,6 +85,8 @@ def run(args: argparse.Namespace) -> dict:
     started = time.perf_counter()
 
     def say(what: str) -> None:
+        results["total_seconds"] = time.perf_counter() - started
+        write(results, args.out)
         print(f"[{time.perf_counter() - started:6.0f}s] {what}", flush=True)
 
     if "training" in args.items or "inference" in args.items:
@@ -127,11 +139,7 @@ def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     warnings.filterwarnings("ignore")
     results = run(args)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
-    report = markdown_report(results)
-    (args.out / "results.md").write_text(report)
-    print(report)
+    print(write(results, args.out))
     return results
 
 
