@@ -96,7 +96,7 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
     memory = written["runs"]["memory"]
     assert memory["images"] == 40
     assert memory["peak_rss_tree_bytes"] > 100 * 2**20  # python + torch at least
-    assert memory["max_single_process_rss_bytes"] > 100 * 2**20
+    assert 0 < memory["peak_pss_tree_bytes"] <= memory["peak_rss_tree_bytes"]
     assert memory["feature_cache_bytes"] > 0
     assert written["machine"]["cores"] >= 1 and written["machine"]["torch"]
     report = (tmp_path / "out" / "results.md").read_text()
