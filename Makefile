@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install train demo test lint lock clean
+.PHONY: install train demo test bench lint lock clean
 
 install: $(INSTALLED)
 
@@ -29,6 +29,11 @@ train: demo
 
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)
+
+# Speed and memory benchmarks -> benchmarks/results.json and results.md (about 10 minutes
+# on 2 CPU cores). ARGS=--quick: fewer rounds, no demo recipe run.
+bench: $(INSTALLED)
+	$(BIN)/python benchmarks/run.py $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/pre-commit run --all-files

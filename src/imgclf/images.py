@@ -101,6 +101,14 @@ def unreadable_reason(
     return None
 
 
+def reduce_on_decode(image: Image.Image, min_side: int | None) -> None:
+    """JPEG only: let the decoder scale down by 1/2, 1/4 or 1/8 (libjpeg's DCT scaling,
+    much cheaper than decoding every pixel and resizing) as long as both sides stay at
+    least `min_side`. Other formats, and `min_side=None`, decode at full size."""
+    if min_side and image.format == "JPEG":
+        image.draft("RGB", (min_side, min_side))
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit RGB by the rules in the module docstring."""
     if image.mode == "RGB":
@@ -122,10 +130,14 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def load_rgb(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def load_rgb(
+    path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int | None = None
+) -> np.ndarray:
     """Decode to an HxWx3 uint8 array: EXIF orientation applied, transparency on white,
-    high bit depths scaled; `ImageTooLarge` above `max_pixels` (nothing decoded)."""
+    high bit depths scaled; `ImageTooLarge` above `max_pixels` (nothing decoded). With
+    `min_side`, JPEGs may decode at a reduced scale (see `reduce_on_decode`)."""
     with open_image(path, max_pixels) as image:
+        reduce_on_decode(image, min_side)
         image.load()
         with suppress(Exception):  # a broken EXIF block: keep the pixels as stored
             image = ImageOps.exif_transpose(image)
