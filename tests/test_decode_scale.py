@@ -77,6 +77,6 @@ def test_dataset_decodes_jpegs_at_the_transform_s_scale(tmp_path):
     dataset = ImageFileDataset([(path, 0)], transform)
     assert dataset.min_side == math.ceil(32 / math.sqrt(0.35 * 0.75)) == 63
     # 1/8 of 800x600 is 100x75: still >= 63 on both sides
-    assert load_rgb(path, dataset.min_side).shape == (75, 100, 3)
+    assert load_rgb(path, min_side=dataset.min_side).shape == (75, 100, 3)
     image, label = dataset[0]
     assert tuple(image.shape) == (3, 32, 32) and label == 0

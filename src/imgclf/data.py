@@ -84,7 +84,7 @@ class ImageFileDataset(Dataset):
             candidate = index if attempt == 0 else replacement_index(index, attempt, len(self))
             path, label = self.items[candidate]
             try:
-                pixels = load_rgb(path, self.max_pixels, self.min_side)
+                pixels = load_rgb(path, self.max_pixels, min_side=self.min_side)
             except Exception:  # PIL and the OS raise many types for broken files
                 self.failures[candidate] += 1
                 continue

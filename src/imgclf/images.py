@@ -131,7 +131,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def load_rgb(
-    path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, min_side: int | None = None
+    path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS, *, min_side: int | None = None
 ) -> np.ndarray:
     """Decode to an HxWx3 uint8 array: EXIF orientation applied, transparency on white,
     high bit depths scaled; `ImageTooLarge` above `max_pixels` (nothing decoded). With
