@@ -11,8 +11,6 @@ from imgclf.data import ImageFileDataset
 from imgclf.images import load_rgb
 from imgclf.transforms import eval_transform, min_decode_side, train_transform
 
-MEAN = STD = (0.5, 0.5, 0.5)
-
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:
     """Smooth colour blobs, like a photo's low frequencies."""
@@ -63,17 +61,17 @@ def test_exif_orientation_still_applies(tmp_path):
 
 def test_min_decode_side_keeps_the_smallest_crop_at_full_resolution():
     # smallest crop: min_scale of the area at aspect 3/4 -> short side sqrt(0.35 * 3/4) of the image
-    side = min_decode_side(train_transform("side_on", 224, MEAN, STD, min_scale=0.35))
+    side = min_decode_side(train_transform("side_on", 224, min_scale=0.35))
     assert side == math.ceil(224 / math.sqrt(0.35 * 0.75)) == 438
-    assert min_decode_side(train_transform("side_on", 224, MEAN, STD, min_scale=1.0)) == 259
-    assert min_decode_side(eval_transform(224, MEAN, STD, crop_pct=0.875)) == 256
-    assert min_decode_side(train_transform("none", 64, MEAN, STD)) == 64
+    assert min_decode_side(train_transform("side_on", 224, min_scale=1.0)) == 259
+    assert min_decode_side(eval_transform(224, crop_pct=0.875)) == 256
+    assert min_decode_side(train_transform("none", 64)) == 64
 
 
 def test_dataset_decodes_jpegs_at_the_transform_s_scale(tmp_path):
     path = tmp_path / "big.jpg"
     photo(800, 600).save(path, quality=90)
-    transform = train_transform("side_on", 32, MEAN, STD, min_scale=0.35, seed=0)
+    transform = train_transform("side_on", 32, min_scale=0.35, seed=0)
     dataset = ImageFileDataset([(path, 0)], transform)
     assert dataset.min_side == math.ceil(32 / math.sqrt(0.35 * 0.75)) == 63
     # 1/8 of 800x600 is 100x75: still >= 63 on both sides

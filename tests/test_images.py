@@ -5,9 +5,9 @@ import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
-from imgclf.images import ImageTooLarge, load_rgb, unreadable_reason
+from imgclf.images import ImageTooLarge, decode_jpeg_fast, load_rgb, unreadable_reason
 
 
 def test_exif_orientation_is_applied_to_the_pixels(tmp_path):
@@ -104,3 +104,35 @@ def test_decompression_bomb_is_a_reason_not_a_crash(tmp_path):
 def test_one_pixel_image_decodes(tmp_path):
     Image.new("RGB", (1, 1), (10, 20, 30)).save(tmp_path / "dot.png")
     assert load_rgb(tmp_path / "dot.png").tolist() == [[[10, 20, 30]]]
+
+
+def _photo_jpeg(path, width=40, height=30, **save):
+    rng = np.random.default_rng(1)
+    coarse = Image.fromarray(rng.integers(0, 256, (3, 4, 3), dtype=np.uint8))
+    coarse.resize((width, height), Image.BICUBIC).save(path, quality=90, **save)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_fast_jpeg_path_matches_pil_for_every_exif_orientation(tmp_path, orientation):
+    path = tmp_path / "photo.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    _photo_jpeg(path, exif=exif)
+    with Image.open(path) as image:
+        assert decode_jpeg_fast(image, path, None) is not None  # OpenCV decoded it
+        reference = np.asarray(ImageOps.exif_transpose(image).convert("RGB")).astype(int)
+    pixels = load_rgb(path).astype(int)
+    assert pixels.shape == reference.shape
+    assert np.abs(pixels - reference).mean() < 1.0
+
+
+def test_truncated_and_cmyk_jpegs_are_left_to_pil(tmp_path):
+    path = tmp_path / "photo.jpg"
+    _photo_jpeg(path)
+    (tmp_path / "cut.jpg").write_bytes(path.read_bytes()[:-200])
+    Image.open(path).convert("CMYK").save(tmp_path / "cmyk.jpg")
+    for name in ("cut.jpg", "cmyk.jpg"):
+        with Image.open(tmp_path / name) as image:
+            assert decode_jpeg_fast(image, tmp_path / name, None) is None
+    with pytest.raises(OSError, match="truncated"):
+        load_rgb(tmp_path / "cut.jpg")

@@ -67,10 +67,10 @@ def test_bundled_weights_recognise_a_cat(renamed):
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
     model.load_state_dict(renamed, strict=True)
     cfg = data_config_for(model)
-    transform = eval_transform(
-        cfg["input_size"], cfg["mean"], cfg["std"], cfg["interpolation"], cfg["crop_pct"]
-    )
-    x = transform(image=chelsea())["image"].unsqueeze(0)
+    transform = eval_transform(cfg["input_size"], cfg["interpolation"], cfg["crop_pct"])
+    pixels = transform(image=chelsea())["image"].unsqueeze(0).float() / 255
+    mean, std = (torch.tensor(cfg[k]).view(1, 3, 1, 1) for k in ("mean", "std"))
+    x = (pixels - mean) / std
     with torch.no_grad():
         probs = model(x).softmax(1)[0]
     assert int(probs.argmax()) in IMAGENET_CAT_CLASSES

@@ -227,7 +227,8 @@ class FolderDataModule(L.LightningDataModule):
 
     # -- configuration -------------------------------------------------------------------
     def set_data_config(self, data_config: dict) -> None:
-        """Take size, mean/std, interpolation and crop_pct from the backbone's timm config."""
+        """Take size, interpolation and crop_pct from the backbone's timm config (the model
+        applies its mean/std itself)."""
         self.data_config = dict(data_config)
 
     @property
@@ -362,8 +363,6 @@ class FolderDataModule(L.LightningDataModule):
         return train_transform(
             self.augment,
             self.image_size,
-            cfg["mean"],
-            cfg["std"],
             cfg["interpolation"],
             min_scale=self.min_scale,
             do_flip=self.do_flip,
@@ -372,9 +371,7 @@ class FolderDataModule(L.LightningDataModule):
 
     def eval_transform(self):
         cfg = self.data_config
-        return eval_transform(
-            self.image_size, cfg["mean"], cfg["std"], cfg["interpolation"], cfg["crop_pct"]
-        )
+        return eval_transform(self.image_size, cfg["interpolation"], cfg["crop_pct"])
 
     def loader(
         self,

@@ -8,6 +8,8 @@ Decoding rules (`load_rgb`), for the odd files real folders hold:
   - 16- and 32-bit integer images are scaled to 8 bits by their bit depth (a plain
     conversion clips everything above 255 to white); float images by their 0..1 range;
   - CMYK, grayscale and every other mode go through PIL's conversion to RGB;
+  - complete RGB and grayscale JPEGs (nearly every photo) are decoded by OpenCV's
+    libjpeg-turbo instead of PIL's decoder: the same pixels, about 3x faster;
   - images with more than `max_pixels` pixels are refused with `ImageTooLarge` before
     any pixel is decoded (PIL's own decompression-bomb check is turned into the same
     error instead of a crash).
@@ -20,6 +22,7 @@ import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+import cv2
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -29,6 +32,23 @@ VERIFY_MODES = ("header", "full", "none")
 # panoramas or decompression bombs, and one of them can exhaust a worker's memory.
 DEFAULT_MAX_PIXELS = 100_000_000
 WHITE = (255, 255, 255)
+# libjpeg's DCT scaling steps, as OpenCV names them.
+REDUCED_JPEG_FLAGS = {
+    8: cv2.IMREAD_REDUCED_COLOR_8,
+    4: cv2.IMREAD_REDUCED_COLOR_4,
+    2: cv2.IMREAD_REDUCED_COLOR_2,
+}
+JPEG_END = b"\xff\xd9"
+# EXIF orientation -> the numpy steps that show the image upright.
+ORIENTATIONS = {
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    8: lambda a: np.rot90(a, 1),
+}
 
 
 class ImageTooLarge(ValueError):
@@ -109,6 +129,41 @@ def reduce_on_decode(image: Image.Image, min_side: int | None) -> None:
         image.draft("RGB", (min_side, min_side))
 
 
+def jpeg_scale(width: int, height: int, min_side: int | None) -> int:
+    """The largest libjpeg reduction (1, 2, 4 or 8) keeping both sides >= `min_side`."""
+    if not min_side:
+        return 1
+    for scale in (8, 4, 2):
+        if -(-width // scale) >= min_side and -(-height // scale) >= min_side:
+            return scale
+    return 1
+
+
+def decode_jpeg_fast(image: Image.Image, path: Path, min_side: int | None) -> np.ndarray | None:
+    """A plain RGB or grayscale JPEG decoded by OpenCV (libjpeg-turbo, about 3x PIL's speed
+    here), EXIF orientation applied; None for every other file, which PIL then decodes.
+
+    Truncated files are left to PIL, which refuses them: libjpeg would pad them with grey.
+    """
+    if image.format != "JPEG" or image.mode not in ("RGB", "L"):
+        return None
+    data = path.read_bytes()
+    if not data.rstrip(b"\0\n\r ").endswith(JPEG_END):
+        return None
+    scale = jpeg_scale(*image.size, min_side)
+    flags = REDUCED_JPEG_FLAGS.get(scale, cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+    pixels = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    if pixels is None:
+        return None
+    pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
+    orientation = 1
+    with suppress(Exception):  # a broken EXIF block: keep the pixels as stored
+        orientation = image.getexif().get(0x0112, 1)
+    if orientation in ORIENTATIONS:
+        pixels = np.ascontiguousarray(ORIENTATIONS[orientation](pixels))
+    return pixels
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Any PIL mode -> 8-bit RGB by the rules in the module docstring."""
     if image.mode == "RGB":
@@ -137,6 +192,9 @@ def load_rgb(
     high bit depths scaled; `ImageTooLarge` above `max_pixels` (nothing decoded). With
     `min_side`, JPEGs may decode at a reduced scale (see `reduce_on_decode`)."""
     with open_image(path, max_pixels) as image:
+        fast = decode_jpeg_fast(image, Path(path), min_side)
+        if fast is not None:
+            return fast
         reduce_on_decode(image, min_side)
         image.load()
         with suppress(Exception):  # a broken EXIF block: keep the pixels as stored

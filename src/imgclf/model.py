@@ -24,6 +24,11 @@ from imgclf.weights import create_body, data_config_for
 DEFAULT_STAGE = Stage(name="train", lr=1e-3, schedule="one_cycle")
 
 
+def pixel_stats(values: Sequence[float]) -> torch.Tensor:
+    """Per-channel mean or std on the 0..255 pixel scale, shaped to broadcast over NCHW."""
+    return torch.tensor([255.0 * float(v) for v in values]).view(1, 3, 1, 1)
+
+
 class ImageClassifier(L.LightningModule):
     """timm body (`num_classes=0`, no pooling) + concat-pool head, trained with AdamW.
 
@@ -56,6 +61,10 @@ class ImageClassifier(L.LightningModule):
         self.body = create_body(backbone, weights)
         self.head = create_head(self.body.num_features, num_classes, head_hidden, head_dropout)
         self.data_config = data_config_for(self.body)
+        # Batches arrive as uint8 pixels and are normalised here, on the model's device.
+        # Not saved in checkpoints: they follow from the backbone's config.
+        self.register_buffer("pixel_mean", pixel_stats(self.data_config["mean"]), persistent=False)
+        self.register_buffer("pixel_std", pixel_stats(self.data_config["std"]), persistent=False)
         self.groups = layer_groups(self.body, self.head, n_groups)
         if channels_last:  # NHWC convolutions: faster with mixed precision on tensor cores
             self.body.to(memory_format=torch.channels_last)
@@ -117,7 +126,15 @@ class ImageClassifier(L.LightningModule):
         self.image_size = (checkpoint.get("imgclf") or {}).get("image_size")
 
     # -- forward and steps ---------------------------------------------------------------
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels (what the data pipelines deliver) -> the backbone's normalised floats.
+        Float input is taken as normalised already (synthetic or hand-made batches)."""
+        if images.dtype != torch.uint8:
+            return images
+        return (images.float() - self.pixel_mean) / self.pixel_std
+
     def run_body(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.normalize(images)
         if self.hparams.get("channels_last"):
             images = images.contiguous(memory_format=torch.channels_last)
         return self.body(images)

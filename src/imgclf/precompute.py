@@ -28,6 +28,9 @@ from imgclf.data import Item
 from imgclf.head import HEAD_FEATURES_INDEX
 from imgclf.replay_loader import ReplayDataLoader
 
+# 2: one-warp augmentation (RandomCropWarp), OpenCV JPEG decoding.
+PIPELINE_VERSION = 2
+
 
 class FeatureDataset(Dataset):
     """Rows of a (views, images, dim) feature array; a random view per access when views > 1.
@@ -101,6 +104,8 @@ def cache_key(model, datamodule, views: int) -> str:
         "data_config": datamodule.data_config,
         "augment": [datamodule.augment, datamodule.min_scale, datamodule.do_flip, datamodule.seed],
         "views": views,
+        # Bump when the pipelines change what they produce for the same settings.
+        "pipeline": PIPELINE_VERSION,
         "train": file_fingerprint(datamodule.train_items),
         "valid": file_fingerprint(datamodule.valid_items),
     }

@@ -1,7 +1,9 @@
 """albumentations pipelines: fastai-like train presets and the timm-style eval resize + centre crop.
 
-Sizes, mean/std and interpolation come from the backbone's timm pretrained config (see
-`imgclf.weights.data_config_for`); nothing here knows ImageNet statistics.
+Pipelines end in uint8 CHW tensors: normalisation with the backbone's mean/std happens in the
+model, on its device (`ImageClassifier.normalize`). Workers then send a quarter of the bytes
+and skip the float arithmetic. Sizes and interpolation come from the backbone's timm
+pretrained config (see `imgclf.weights.data_config_for`).
 """
 
 from __future__ import annotations
@@ -15,6 +17,11 @@ import torch
 from albumentations.pytorch import ToTensorV2
 
 from imgclf.errors import UserError
+from imgclf.warp import RandomCropWarp
+
+# OpenCV's own thread pool: DataLoader workers already use every core, and a process that
+# forks workers after OpenCV started its pool can deadlock in them. Off for the process.
+cv2.setNumThreads(0)
 
 PRESETS = ("side_on", "top_down", "none")
 INTERPOLATIONS = {
@@ -29,16 +36,9 @@ def interpolation_flag(name: str) -> int:
     return INTERPOLATIONS.get(name, cv2.INTER_LINEAR)
 
 
-def normalize(mean, std) -> list:
-    # Normalize always divides by max_pixel_value first: our images are uint8, so 255.
-    return [A.Normalize(mean=tuple(mean), std=tuple(std), max_pixel_value=255.0), ToTensorV2()]
-
-
 def train_transform(
     preset: str,
     size: int,
-    mean,
-    std,
     interpolation: str = "bicubic",
     min_scale: float = 0.35,
     do_flip: bool = True,
@@ -46,9 +46,10 @@ def train_transform(
     max_lighting: float = 0.2,
     seed: int | None = None,
 ) -> A.Compose:
-    """fastai's aug_transforms, roughly: random resized crop, flips, small rotation and zoom,
-    brightness/contrast. `top_down` adds vertical flips and 90-degree turns (satellite,
-    microscopy); `none` only resizes and centre-crops like evaluation."""
+    """fastai's aug_transforms, roughly: random resized crop, flips, small rotation and zoom
+    (one warp, `RandomCropWarp`), brightness/contrast. `top_down` adds vertical flips and
+    90-degree turns (satellite, microscopy); `none` only resizes and centre-crops like
+    evaluation."""
     if preset not in PRESETS:
         raise UserError(
             f"unknown augmentation preset {preset!r}: choose one of {', '.join(PRESETS)}"
@@ -58,39 +59,29 @@ def train_transform(
         steps = [A.SmallestMaxSize(max_size=size, interpolation=interp, area_for_downscale="image")]
         steps.append(A.CenterCrop(height=size, width=size))
     else:
+        # fastai's rotation and zoom ranges, with probability 0.75.
         steps = [
-            A.RandomResizedCrop(
-                size=(size, size),
+            RandomCropWarp(
+                size,
                 scale=(min_scale, 1.0),
+                flip=do_flip,
+                max_rotate=max_rotate,
+                zoom=(1.0, 1.1),
+                p_affine=0.75,
                 interpolation=interp,
-                area_for_downscale="image",
             )
         ]
-        if do_flip:
-            steps.append(A.HorizontalFlip(p=0.5))
-            if preset == "top_down":
-                steps += [A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
-        # Affine() does nothing by default: give it fastai's rotation and zoom ranges.
-        steps.append(
-            A.Affine(
-                rotate=(-max_rotate, max_rotate),
-                scale=(1.0, 1.1),
-                interpolation=interp,
-                border_mode=cv2.BORDER_REFLECT_101,
-                p=0.75,
-            )
-        )
+        if do_flip and preset == "top_down":
+            steps += [A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
         steps.append(
             A.RandomBrightnessContrast(
                 brightness_limit=max_lighting, contrast_limit=max_lighting, p=0.75
             )
         )
-    return A.Compose(steps + normalize(mean, std), seed=seed)
+    return A.Compose([*steps, ToTensorV2()], seed=seed)
 
 
-def eval_transform(
-    size: int, mean, std, interpolation: str = "bicubic", crop_pct: float = 0.875
-) -> A.Compose:
+def eval_transform(size: int, interpolation: str = "bicubic", crop_pct: float = 0.875) -> A.Compose:
     """timm's eval pipeline: resize the short side to size/crop_pct, then centre-crop size."""
     interp = interpolation_flag(interpolation)
     resize_to = int(round(size / crop_pct))
@@ -98,7 +89,7 @@ def eval_transform(
         [
             A.SmallestMaxSize(max_size=resize_to, interpolation=interp, area_for_downscale="image"),
             A.CenterCrop(height=size, width=size),
-            *normalize(mean, std),
+            ToTensorV2(),
         ]
     )
 
@@ -114,7 +105,7 @@ def min_decode_side(transform) -> int | None:
     other pipeline: None (decode at full size).
     """
     first = transform.transforms[0] if len(transform.transforms) else None
-    if isinstance(first, A.RandomResizedCrop):
+    if isinstance(first, A.RandomResizedCrop | RandomCropWarp):
         size = max(first.size)
         return int(np.ceil(size / np.sqrt(min(first.scale) * 3 / 4)))
     if isinstance(first, A.SmallestMaxSize):
