@@ -1,11 +1,13 @@
 """Data pipeline: decode + train augmentation, images/s through a DataLoader with workers.
 
-Ours: `FolderDataModule.train_dataloader()` (PIL decode, albumentations side_on preset:
-random resized crop, flip, rotation/zoom, brightness/contrast, normalize). Versus:
-torchvision `ImageFolder` + transforms v2 (random resized crop, flip, to float, normalize),
-the pipeline most PyTorch examples use. Ours does strictly more augmentation work. Both
-read the same files with the same batch size, workers, crop scale and output size; the
-rate counts a whole epoch, worker start-up included, as a training epoch sees it.
+Ours: `FolderDataModule.train_dataloader()` (OpenCV JPEG decode, the side_on preset:
+random resized crop, flip, rotation and zoom in one warp, then brightness/contrast; uint8
+batches, which the model normalises on its device). Versus: torchvision `ImageFolder` +
+transforms v2 (PIL decode, random resized crop, flip, to float, normalize), the pipeline
+most PyTorch examples use. Ours does more augmentation work (rotation, zoom, lighting) and
+leaves the normalisation (a multiply-add per pixel) to the model. Both read the same files
+with the same batch size, workers, crop scale and output size; the rate counts a whole
+epoch, worker start-up included, as a training epoch sees it.
 """
 
 from __future__ import annotations
@@ -79,7 +81,7 @@ def pipeline_benchmark(
     theirs = torchvision_loader(root, size, min_scale, batch_size, workers)
     result = alternate(lambda: epoch_rate(ours), lambda: epoch_rate(theirs), rounds)
     result.update(
-        a_name="imgclf FolderDataModule (PIL + albumentations side_on)",
+        a_name="imgclf FolderDataModule (OpenCV decode, one-warp side_on, uint8)",
         b_name="torchvision ImageFolder + transforms.v2",
         unit="images/s",
         images=len(ours.dataset),

@@ -37,6 +37,29 @@ def markdown_report(results: dict) -> str:
                 f"| {fig['b_name']}: {fig['b']:.1f} {fig['unit']} | {rounds} |"
             )
         lines.append("")
+    knobs = results.get("knobs", {})
+    if knobs:
+        lines += [
+            "**Speed knobs**: the rate with the knob set (A) / without it (B), in turns.",
+            "",
+            "| knob | measured on | ratio | A | B | round ratios |",
+            "|---|---|---|---|---|---|",
+        ]
+        for name, knob in knobs.items():
+            rounds = ", ".join(f"{r:.2f}" for r in knob["round_ratios"])
+            note = (
+                f" (compiling: {knob['compile_seconds']:.0f} s once)"
+                if "compile_seconds" in knob
+                else ""
+            )
+            lines.append(
+                f"| {name}{note} | {knob['what']} | **{knob['ratio']:.2f}** "
+                f"| {knob['a']:.1f} {knob['unit']} | {knob['b']:.1f} {knob['unit']} "
+                f"| {rounds} |"
+            )
+        if "pin_memory" not in knobs:
+            lines.append("| pin_memory | no GPU here: not measured | | | | |")
+        lines.append("")
     runs = results.get("runs", {})
     if "recipe" in runs:
         r = runs["recipe"]

@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, write benchmarks/results.json and results.md.
 
-python benchmarks/run.py            # everything (about 10 minutes on 2 CPU cores)
+python benchmarks/run.py            # everything (about 15 minutes on 2 CPU cores)
 python benchmarks/run.py --quick    # fewer rounds, no demo recipe run
 python benchmarks/run.py --only training,pipeline
 """
@@ -22,7 +22,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` from a checkout
 from benchmarks.report import markdown_report  # noqa: E402
 from benchmarks.timing import machine_info  # noqa: E402
 
-ITEMS = ("training", "inference", "pipeline", "precompute", "recipe", "memory")
+ITEMS = ("training", "inference", "pipeline", "precompute", "knobs", "recipe", "memory")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -36,7 +36,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     # Sizes; the tests shrink them to seconds.
     parser.add_argument("--image-size", type=int, default=128, help="overhead benchmarks")
     parser.add_argument("--batch-size", type=int, default=32, help="overhead benchmarks")
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per round")
+    parser.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="include torch.compile in the knobs (compiling takes about a minute)",
+    )
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
     parser.add_argument("--jpegs", type=int, default=2000, help="pipeline folder size")
     parser.add_argument("--pipeline-size", type=int, default=224)
     parser.add_argument("--precompute-per-class", type=int, default=100)
@@ -110,6 +116,16 @@ def run(args: argparse.Namespace) -> dict:
         root = folders.dogscats_jpegs(args.jpegs, args.data)
         figures["precompute"] = precompute_benchmark(
             root, args.rounds, args.precompute_per_class, size=args.precompute_size
+        )
+    if "knobs" in args.items:
+        from benchmarks.knobs import knob_benchmarks
+
+        say("speed knobs")
+        root = folders.dogscats_jpegs(args.jpegs, args.data)
+        # Three rounds: the knobs are effects to document, not goals to meet.
+        rounds = min(args.rounds, 3)
+        results["knobs"] = knob_benchmarks(
+            root, rounds, args.batch_size, args.image_size, args.steps, args.compile
         )
     with tempfile.TemporaryDirectory() as tmp:
         from benchmarks import runs as whole_runs

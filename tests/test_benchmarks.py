@@ -56,6 +56,7 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
         [
             "--rounds=1",
             "--steps=2",
+            "--no-compile",  # compiling alone takes a minute
             "--image-size=32",
             "--batch-size=4",
             "--jpegs=24",
@@ -90,6 +91,12 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
     )
     assert written["figures"]["pipeline"]["images"] >= 20
     assert written["figures"]["precompute"]["images"] == 8
+    knobs = written["knobs"]
+    assert set(knobs) >= {"channels_last", "channels_last_inference", "bf16_mixed", "workers"}
+    assert "persistent_workers" in knobs and "torch_compile" not in knobs
+    for name, knob in knobs.items():
+        assert knob["a"] > 0 and knob["b"] > 0 and len(knob["round_ratios"]) == 1, name
+    assert "**Speed knobs**" in (tmp_path / "out" / "results.md").read_text()
     recipe = written["runs"]["recipe"]
     assert 0.0 <= recipe["best_valid_acc"] <= 1.0
     assert set(recipe["stage_seconds"]) == {"head", "finetune"}

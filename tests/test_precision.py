@@ -15,7 +15,7 @@ def test_channels_last_model_keeps_nhwc_weights_and_the_same_outputs():
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random initialisation.*")
         torch.manual_seed(0)
-        plain = ImageClassifier(num_classes=3, weights="none").eval()
+        plain = ImageClassifier(num_classes=3, weights="none", channels_last=False).eval()
         nhwc = ImageClassifier(num_classes=3, weights="none", channels_last=True).eval()
     nhwc.load_state_dict(plain.state_dict())
     stem = nhwc.body.conv_stem.weight
