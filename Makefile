@@ -30,7 +30,7 @@ train: demo
 test: $(INSTALLED)
 	$(BIN)/python -m pytest $(ARGS)
 
-# Speed and memory benchmarks -> benchmarks/results.json and results.md (about 15 minutes
+# Speed and memory benchmarks -> benchmarks/results.json and results.md (about 8 minutes
 # on 2 CPU cores). ARGS=--quick: fewer rounds, no demo recipe run.
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/run.py $(ARGS)

@@ -1,6 +1,6 @@
 """`make bench`: run the benchmarks, write benchmarks/results.json and results.md.
 
-python benchmarks/run.py            # everything (about 15 minutes on 2 CPU cores)
+python benchmarks/run.py            # everything (about 8 minutes on 2 idle CPU cores)
 python benchmarks/run.py --quick    # fewer rounds, no demo recipe run
 python benchmarks/run.py --only training,pipeline
 """
