@@ -19,9 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from benchmarks.overhead import STAGE
-from benchmarks.pipeline import epoch_rate
+from benchmarks.pipeline import epoch_rate, ours_loader
 from benchmarks.timing import alternate
-from imgclf.data import FolderDataModule
 from imgclf.model import ImageClassifier
 
 
@@ -115,19 +114,9 @@ def model_knobs(
     return results
 
 
-def train_loader(root: Path, workers: int, persistent: bool = False, pin: bool = False, **kw):
-    datamodule = FolderDataModule(
-        root,
-        image_size=224,
-        batch_size=32,
-        num_workers=workers,
-        persistent_workers=persistent,
-        pin_memory=pin,
-        valid_pct=0.01,
-        **kw,
-    )
-    datamodule.setup("fit")
-    return datamodule.train_dataloader()
+def train_loader(root: Path, workers: int, **settings):
+    """The pipeline figure's loader (224 px, min_scale 0.35, batch 32) with `settings`."""
+    return ours_loader(root, 224, 0.35, 32, workers, **settings)
 
 
 def loader_knobs(root: Path, rounds: int) -> dict:
@@ -141,7 +130,7 @@ def loader_knobs(root: Path, rounds: int) -> dict:
         )
     }
     results["workers"].update(a_name="2 workers", b_name="0 workers (main process)")
-    persistent = train_loader(root, 2, persistent=True, per_class=64)
+    persistent = train_loader(root, 2, persistent_workers=True, per_class=64)
     fresh = train_loader(root, 2, per_class=64)
     epoch_rate(persistent)  # the first epoch starts the workers either way
     results["persistent_workers"] = alternate(
@@ -149,7 +138,7 @@ def loader_knobs(root: Path, rounds: int) -> dict:
     )
     if torch.cuda.is_available():
         results["pin_memory"] = alternate(
-            lambda: epoch_rate(train_loader(root, 2, pin=True)),
+            lambda: epoch_rate(train_loader(root, 2, pin_memory=True)),
             lambda: epoch_rate(train_loader(root, 2)),
             rounds,
         )

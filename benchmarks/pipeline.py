@@ -54,8 +54,9 @@ def torchvision_loader(
 
 
 def ours_loader(
-    root: Path, size: int, min_scale: float, batch_size: int, workers: int
+    root: Path, size: int, min_scale: float, batch_size: int, workers: int, **settings
 ) -> DataLoader:
+    """The train loader of a FolderDataModule; `settings` go to it (loader knobs)."""
     # valid_pct is tiny: (nearly) every image goes through the train pipeline.
     datamodule = FolderDataModule(
         root,
@@ -64,6 +65,7 @@ def ours_loader(
         num_workers=workers,
         min_scale=min_scale,
         valid_pct=0.01,
+        **settings,
     )
     datamodule.setup("fit")
     return datamodule.train_dataloader()

@@ -98,16 +98,16 @@ def min_decode_side(transform) -> int | None:
     """The smallest image side a pipeline needs to decode, so images can be decoded at a
     reduced scale (JPEG draft mode) without the pipeline ever upsampling.
 
-    Random resized crop: the smallest crop holds `min_scale` of the area at an aspect ratio
-    down to 3/4, so its short side is sqrt(min_scale * 3/4) of a square image's side; it
-    must still cover `size` pixels: side >= size / sqrt(min_scale * 3/4) (1.95 x size at the
-    default min_scale 0.35). Resize-then-crop (eval, preset none): the resize target. Any
-    other pipeline: None (decode at full size).
+    Random crop warp: the smallest crop holds `min_scale` of the area at the narrowest
+    aspect ratio (3/4 by default), so its short side is sqrt(min_scale * 3/4) of a square
+    image's side; it must still cover `size` pixels: side >= size / sqrt(min_scale * 3/4)
+    (1.95 x size at the default min_scale 0.35). Resize-then-crop (eval, preset none): the
+    resize target. Any other pipeline: None (decode at full size).
     """
     first = transform.transforms[0] if len(transform.transforms) else None
-    if isinstance(first, A.RandomResizedCrop | RandomCropWarp):
+    if isinstance(first, RandomCropWarp):
         size = max(first.size)
-        return int(np.ceil(size / np.sqrt(min(first.scale) * 3 / 4)))
+        return int(np.ceil(size / np.sqrt(min(first.scale) * min(first.ratio))))
     if isinstance(first, A.SmallestMaxSize):
         return int(np.max(first.max_size))
     return None
