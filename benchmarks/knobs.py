@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from benchmarks.overhead import STAGE
+from benchmarks.overhead import STAGE, apply_stage
 from benchmarks.pipeline import epoch_rate, ours_loader
 from benchmarks.timing import alternate
 from imgclf.model import ImageClassifier
@@ -27,7 +27,7 @@ from imgclf.model import ImageClassifier
 def build_model(channels_last: bool = False, compile_body: bool = False) -> ImageClassifier:
     torch.manual_seed(0)
     model = ImageClassifier(num_classes=10, channels_last=channels_last)
-    model.set_stage(STAGE)
+    apply_stage(model, STAGE)
     if compile_body:
         model.body.compile()
     return model

@@ -22,11 +22,16 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from benchmarks.timing import Clock, alternate
 from imgclf.cli import config_dir
+from imgclf.commands.startup import instantiate_dict
 from imgclf.model import ImageClassifier
-from imgclf.recipe import Stage
-from imgclf.train import instantiate_dict
+from imgclf.training.recipe import Stage
 
 STAGE = Stage(name="bench", freeze_to=0, lr=1e-3, schedule="constant")
+
+
+def apply_stage(model: ImageClassifier, stage: Stage) -> None:
+    """Freeze and set the LRs of a stage with numeric LRs, at the data's image size."""
+    model.set_stage(stage.plan(stage.group_lrs(len(model.groups)), None))
 
 
 class ClockCallback(Callback):
@@ -71,7 +76,7 @@ def synthetic_loader(steps: int, batch_size: int, image_size: int, classes: int)
 
 
 def bare_train(model: ImageClassifier, loader: DataLoader, warmup: int) -> float:
-    model.set_stage(STAGE)
+    apply_stage(model, STAGE)
     model.train()
     optimizer = model.build_optimizer(model.stage_lrs)
     clock = Clock(warmup)
@@ -85,7 +90,7 @@ def bare_train(model: ImageClassifier, loader: DataLoader, warmup: int) -> float
 
 
 def lightning_train(model: ImageClassifier, loader: DataLoader, warmup: int, workdir: Path):
-    model.set_stage(STAGE)
+    apply_stage(model, STAGE)
     clock = Clock(warmup)
     callback = ClockCallback(clock)
     trainer = project_trainer(workdir, [callback], max_epochs=1)

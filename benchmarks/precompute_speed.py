@@ -15,11 +15,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from benchmarks.overhead import apply_stage
 from benchmarks.timing import alternate
 from imgclf.data import FolderDataModule
 from imgclf.model import ImageClassifier
-from imgclf.precompute import feature_loaders, precompute_features
-from imgclf.recipe import Stage
+from imgclf.training.precompute import feature_loaders, precompute_features
+from imgclf.training.recipe import Stage
 
 THROUGH_BODY = Stage(name="head", freeze_to=-1, train_bn=False, lr=1e-3, schedule="constant")
 ON_FEATURES = Stage(name="head", freeze_to=-1, lr=1e-3, schedule="constant", precompute=True)
@@ -27,7 +28,7 @@ ON_FEATURES = Stage(name="head", freeze_to=-1, lr=1e-3, schedule="constant", pre
 
 def train_epoch(model: ImageClassifier, stage: Stage, loader) -> float:
     """Images per second of one training epoch over `loader` in `stage`."""
-    model.set_stage(stage)
+    apply_stage(model, stage)
     model.train()
     optimizer = model.build_optimizer(model.stage_lrs)
     started = time.perf_counter()
@@ -52,9 +53,9 @@ def precompute_benchmark(
     model = ImageClassifier(num_classes=len(datamodule.classes))
     datamodule.set_data_config(model.data_config)
     with tempfile.TemporaryDirectory() as cache_dir:
-        model.set_stage(ON_FEATURES)
+        apply_stage(model, ON_FEATURES)
         started = time.perf_counter()
-        features = precompute_features(model, datamodule, views=1, cache_dir=cache_dir)
+        features = precompute_features(model, datamodule, 1, cache_dir, datamodule.image_size)
         build_seconds = time.perf_counter() - started
         feature_train, _ = feature_loaders(features, batch_size, seed=0)
         # One untimed epoch: the first steps pay one-off allocation costs that would

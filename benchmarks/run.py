@@ -131,7 +131,7 @@ def run(args: argparse.Namespace) -> dict:
         from benchmarks import runs as whole_runs
 
         if "recipe" in args.items:
-            from imgclf.demo import build_digits_demo
+            from imgclf.data.demo import build_digits_demo
 
             say("demo recipe (imgclf train experiment=digits)")
             digits = build_digits_demo(args.data / "digits")

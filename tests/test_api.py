@@ -12,13 +12,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import run_cli
+from helpers.folders import make_image_folder
+from helpers.models import small_datamodule_and_model
 
 import imgclf
 from imgclf import Stage, fit_recipe, interpret, lr_find, predict
-from imgclf.clipping import EPS_GRID, clip_probs
 from imgclf.errors import UserError
-from imgclf.interpret import VIEWS
-from imgclf.testing import make_image_folder, run_cli, small_datamodule_and_model
+from imgclf.evaluation.clipping import EPS_GRID, clip_probs
+from imgclf.evaluation.views import VIEWS
 
 
 @pytest.fixture(scope="module")
@@ -41,13 +43,11 @@ def trained(tmp_path_factory):
 def test_the_package_imports_lazily_and_names_the_api_functions():
     code = (
         "import sys, imgclf; light = 'torch' not in sys.modules; "
-        "import imgclf.interpret, imgclf.fit_recipe; "
         "print(light, imgclf.interpret.__module__, imgclf.fit_recipe.__module__)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
-    # The submodules of the same name do not hide the functions.
-    assert result.stdout.split() == ["True", "imgclf.interpretation", "imgclf.api"]
+    assert result.stdout.split() == ["True", "imgclf.evaluation.interpretation", "imgclf.api"]
     assert set(imgclf.__all__) <= set(dir(imgclf))
     for name in imgclf.__all__:
         assert getattr(imgclf, name) is not None

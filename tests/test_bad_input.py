@@ -1,6 +1,6 @@
 """A messy real-world folder end to end, and files that break after the setup scan.
 
-What the messy folder's files become (see `imgclf.testing.make_messy_folder`):
+What the messy folder's files become (see `helpers.folders.make_messy_folder`):
   - used: RGBA, palette, grayscale, CMYK, 16-bit, EXIF-rotated, 1x1, non-ASCII and
     space-containing names;
   - skipped at setup, listed in one warning and in summary.json: zero-byte, text named
@@ -21,15 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import MessyFolder, make_image_folder, make_messy_folder
 
 from imgclf.data import FolderDataModule
-from imgclf.testing import (
-    MessyFolder,
-    make_image_folder,
-    make_messy_folder,
-    run_cli,
-    small_run_overrides,
-)
 
 # fine_tune with one epoch per stage: two epochs, so every train and valid file is loaded twice.
 TRAIN_ARGS = ("recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=csv")

@@ -7,9 +7,9 @@ import pickle
 import pytest
 import torch
 
-from imgclf.checkpoint import load_classifier, read_checkpoint
 from imgclf.errors import UserError
 from imgclf.model import ImageClassifier
+from imgclf.training.checkpoints import load_classifier, read_checkpoint
 
 
 def save_checkpoint(model: ImageClassifier, path) -> None:

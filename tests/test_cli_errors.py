@@ -11,10 +11,10 @@ import shutil
 import sys
 
 import pytest
+from helpers.folders import make_image_folder
 
-import imgclf.train  # noqa: F401  (imported now: Lightning binds its log handler to stderr at import)
+import imgclf.commands.train  # noqa: F401  (imported now: Lightning binds its log handler to stderr at import)
 from imgclf.cli import main
-from imgclf.testing import make_image_folder
 
 
 @pytest.fixture(scope="module")

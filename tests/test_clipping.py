@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from imgclf.clipping import best_eps, clip_probs, log_loss
+from imgclf.evaluation.clipping import best_eps, clip_probs, log_loss
 
 
 def test_two_classes_clip_to_the_interval():

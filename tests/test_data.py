@@ -7,11 +7,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers.folders import make_image_folder
 from PIL import Image
 
 from imgclf.data import FolderDataModule, stratified_split
 from imgclf.errors import UserError
-from imgclf.testing import make_image_folder
 
 
 def datamodule(root, **kwargs) -> FolderDataModule:

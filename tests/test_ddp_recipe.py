@@ -7,8 +7,8 @@ import re
 from pathlib import Path
 
 import pytest
-
-from imgclf.testing import make_image_folder, run_cli, small_run_overrides
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
 
 DDP = ("trainer=ddp_cpu",)
 

@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from imgclf.data import ImageFileDataset
-from imgclf.images import load_rgb
-from imgclf.transforms import eval_transform, min_decode_side, train_transform
+from imgclf.data.images import load_rgb
+from imgclf.data.transforms import eval_transform, min_decode_side, train_transform
 
 
 def photo(width: int, height: int, seed: int = 0) -> Image.Image:

@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from imgclf.data import FolderDataModule
-from imgclf.demo import build_digits_demo
+from imgclf.data.demo import build_digits_demo
 
 
 def test_demo_folder_layout_counts_and_labels(tmp_path):

@@ -11,17 +11,15 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
+from helpers.models import small_datamodule_and_model
 
-from imgclf.callbacks import ClipProbabilities, CollectPredictions, MisclassificationViews
-from imgclf.clipping import EPS_GRID
-from imgclf.interpret import VIEWS, misclassification_views
-from imgclf.testing import (
-    make_image_folder,
-    run_cli,
-    small_datamodule_and_model,
-    small_run_overrides,
-)
-from imgclf.tta import predict_with_tta
+from imgclf.callbacks import ClipProbabilities, MisclassificationViews
+from imgclf.evaluation import CollectPredictions
+from imgclf.evaluation.clipping import EPS_GRID
+from imgclf.evaluation.tta import predict_with_tta
+from imgclf.evaluation.views import VIEWS, misclassification_views
 
 
 def quiet_trainer(**kwargs) -> L.Trainer:
@@ -206,7 +204,7 @@ def test_predict_on_a_missing_or_empty_folder_is_a_one_line_error(trained, tmp_p
 
 
 def checkpoint_probabilities(checkpoint: Path, images: torch.Tensor) -> np.ndarray:
-    from imgclf.checkpoint import load_classifier
+    from imgclf.training.checkpoints import load_classifier
 
     model = load_classifier(checkpoint)
     mean = torch.tensor(model.data_config["mean"]).view(1, 3, 1, 1)

@@ -14,7 +14,7 @@ from timm.layers import BatchNormAct2d, GroupNorm1, LayerNorm2d
 from torch import nn
 
 from imgclf.errors import UserError
-from imgclf.groups import (
+from imgclf.model.groups import (
     NORM_TYPES,
     PARTITION_SLACK,
     LayerGroup,
@@ -26,7 +26,7 @@ from imgclf.groups import (
     set_eval,
     spread_lrs,
 )
-from imgclf.head import create_head
+from imgclf.model.head import create_head
 
 # One small model per family, with the first parameter of its stem / patch embedding.
 FAMILIES = {

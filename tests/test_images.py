@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from imgclf.images import ImageTooLarge, decode_jpeg_fast, load_rgb, unreadable_reason
+from imgclf.data.images import ImageTooLarge, decode_jpeg_fast, load_rgb, unreadable_reason
 
 
 def test_exif_orientation_is_applied_to_the_pixels(tmp_path):

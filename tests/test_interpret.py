@@ -6,16 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from imgclf.callbacks.predictions import dedupe_by_index
-from imgclf.interpret import (
-    VIEWS,
-    confusion_matrix,
-    losses,
-    misclassification_views,
-    most_confused,
-    per_class_precision_recall,
-)
-from imgclf.tta import tta_blend
+from imgclf.evaluation.collect import dedupe_by_index
+from imgclf.evaluation.metrics import confusion_matrix, most_confused, per_class_precision_recall
+from imgclf.evaluation.tta import tta_blend
+from imgclf.evaluation.views import VIEWS, losses, misclassification_views
 
 # 8 images, 3 classes. Row: probabilities; comments: true label, predicted, why it matters.
 PROBS = np.array(

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from imgclf.lr_suggest import (
+from imgclf.reporting import save_figure
+from imgclf.training.lr_finder import lr_find_figure
+from imgclf.training.lr_suggest import (
     SUGGESTIONS,
     exponential_lrs,
-    plot_lr_find,
     should_stop,
     smooth_losses,
     suggest_lr,
@@ -120,7 +121,8 @@ def test_suggestion_errors():
 def test_plot_lr_find_writes_a_png(tmp_path):
     losses = synthetic_losses()
     suggestion = suggest_lr(LRS, losses)
-    path = plot_lr_find(LRS, losses, suggestion, "valley", tmp_path / "plots" / "lr_find.png")
+    figure = lr_find_figure(LRS, losses, suggestion, "valley")
+    path = save_figure(figure, tmp_path / "plots" / "lr_find.png", dpi=100)
     assert path == tmp_path / "plots" / "lr_find.png"
     data = path.read_bytes()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"

@@ -2,12 +2,13 @@
 
 import pytest
 import torch
+from helpers.models import apply_stage
 from torch import nn
 
-from imgclf.head import AdaptiveConcatPool2d, create_head
 from imgclf.model import ImageClassifier
-from imgclf.optim import no_decay_names
-from imgclf.recipe import Stage
+from imgclf.model.head import AdaptiveConcatPool2d, create_head
+from imgclf.model.optim import no_decay_names
+from imgclf.training.recipe import Stage
 
 
 @pytest.fixture(scope="module")
@@ -76,16 +77,16 @@ def test_one_named_param_group_per_layer_group_without_decay_on_norm_and_bias(mo
 
 
 def test_precompute_stage_feeds_features_to_the_head(model):
-    model.set_stage(Stage(name="head", freeze_to=-1, lr=1e-3, precompute=True))
-    assert model.input_kind == "features"
+    apply_stage(model, Stage(name="head", freeze_to=-1, lr=1e-3, precompute=True))
+    assert model.plan.on_features
     assert all(not p.requires_grad for p in model.body.parameters())
     assert all(p.requires_grad for p in model.head.parameters())
     model.eval()
     images = torch.randn(2, 3, 64, 64)
     with torch.no_grad():
         assert torch.allclose(model.logits(model.pooled_features(images)), model(images), atol=1e-5)
-    model.set_stage(Stage(name="all", freeze_to=0, lr=1e-3))
-    assert model.input_kind == "images" and all(p.requires_grad for p in model.parameters())
+    apply_stage(model, Stage(name="all", freeze_to=0, lr=1e-3))
+    assert not model.plan.on_features and all(p.requires_grad for p in model.parameters())
 
 
 def test_data_config_comes_from_the_backbone(model):

@@ -11,7 +11,7 @@ def refuse(self, address, *args, **kwargs):
     raise OSError("network blocked by test")
 socket.socket.connect = refuse
 socket.socket.connect_ex = refuse
-import imgclf, imgclf.data, imgclf.model, imgclf.transforms, imgclf.cli
+import imgclf, imgclf.data, imgclf.model, imgclf.data.transforms, imgclf.cli
 import time
 time.sleep(1)  # give any background version check time to try
 print(len(attempts), attempts)

@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from imgclf.optim import GroupedAdamW, layer_param_groups, no_decay_names
+from imgclf.model.optim import GroupedAdamW, layer_param_groups, no_decay_names
 
 
 def small_model() -> nn.Module:

@@ -6,9 +6,10 @@ import warnings
 from pathlib import Path
 
 import torch
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
 
 from imgclf.model import ImageClassifier
-from imgclf.testing import make_image_folder, run_cli, small_run_overrides
 
 
 def test_channels_last_model_keeps_nhwc_weights_and_the_same_outputs():

@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers.folders import make_image_folder
+from helpers.models import apply_stage, small_datamodule_and_model
 
-from imgclf.precompute import feature_loaders, precompute_features
-from imgclf.recipe import Stage
-from imgclf.testing import make_image_folder, small_datamodule_and_model
+from imgclf.training.precompute import feature_loaders, precompute_features
+from imgclf.training.recipe import Stage
 
 HEAD_STAGE = Stage(name="head", freeze_to=-1, lr=1e-2, precompute=True, schedule="constant")
 
@@ -22,12 +23,12 @@ def setup(tmp_path_factory):
 
 def test_cache_is_memory_mapped_and_reused(setup, tmp_path):
     dm, model = setup
-    first = precompute_features(model, dm, views=0, cache_dir=tmp_path)
+    first = precompute_features(model, dm, 0, tmp_path, dm.image_size)
     assert not first.reused
     assert isinstance(first.train.features, np.memmap)
     assert first.train.features.shape == (1, 16, 2 * model.body.num_features)
     assert first.valid.features.shape == (1, 8, 2 * model.body.num_features)
-    again = precompute_features(model, dm, views=0, cache_dir=tmp_path)
+    again = precompute_features(model, dm, 0, tmp_path, dm.image_size)
     assert again.reused and again.directory == first.directory
     features, label = again.valid[0]
     assert features.dtype == torch.float32 and label == dm.valid_items[0][1]
@@ -35,22 +36,20 @@ def test_cache_is_memory_mapped_and_reused(setup, tmp_path):
 
 def test_any_change_invalidates_the_cache(setup, tmp_path):
     dm, model = setup
-    base = precompute_features(model, dm, views=0, cache_dir=tmp_path).directory
-    assert precompute_features(model, dm, views=2, cache_dir=tmp_path).directory != base
-    other = copy.copy(dm)
-    other.requested_image_size = 48
-    assert precompute_features(model, other, views=0, cache_dir=tmp_path).directory != base
+    base = precompute_features(model, dm, 0, tmp_path, dm.image_size).directory
+    assert precompute_features(model, dm, 2, tmp_path, dm.image_size).directory != base
+    assert precompute_features(model, dm, 0, tmp_path, image_size=48).directory != base
     touched = dm.train_items[0][0]
     touched.write_bytes(touched.read_bytes())  # same file, new modification time
     import os
 
     os.utime(touched, ns=(1, 1))
-    assert precompute_features(model, dm, views=0, cache_dir=tmp_path).directory != base
+    assert precompute_features(model, dm, 0, tmp_path, dm.image_size).directory != base
 
 
 def test_cached_features_equal_the_frozen_body(setup, tmp_path):
     dm, model = setup
-    cached = precompute_features(model, dm, views=0, cache_dir=tmp_path)
+    cached = precompute_features(model, dm, 0, tmp_path, dm.image_size)
     model.eval()
     images = torch.stack([dm.val_dataloader().dataset[i][0] for i in range(len(dm.valid_items))])
     with torch.no_grad():
@@ -60,7 +59,7 @@ def test_cached_features_equal_the_frozen_body(setup, tmp_path):
 
 def test_augmented_views_differ_and_are_drawn_at_random(setup, tmp_path):
     dm, model = setup
-    cached = precompute_features(model, dm, views=3, cache_dir=tmp_path)
+    cached = precompute_features(model, dm, 3, tmp_path, dm.image_size)
     views = np.array(cached.train.features[:, 0])
     assert views.shape[0] == 3 and not np.allclose(views[0], views[1])
     torch.manual_seed(0)
@@ -69,7 +68,7 @@ def test_augmented_views_differ_and_are_drawn_at_random(setup, tmp_path):
 
 
 def train_head(model, batches, steps: int) -> dict:
-    optimizer = model.build_optimizer(model.stage_lrs)
+    optimizer = model.build_optimizer(model.plan.lrs)
     model.train()
     torch.manual_seed(123)  # the same dropout masks on both paths
     for _ in range(steps):
@@ -83,18 +82,18 @@ def train_head(model, batches, steps: int) -> dict:
 
 def test_head_trained_on_cache_equals_head_trained_through_frozen_body(setup, tmp_path):
     dm, base = setup
-    cached = precompute_features(base, dm, views=0, cache_dir=tmp_path)
+    cached = precompute_features(base, dm, 0, tmp_path, dm.image_size)
     labels = torch.tensor([y for _, y in dm.train_items])
     order = [list(range(0, 8)), list(range(8, 16))]
 
     on_cache = copy.deepcopy(base)
-    on_cache.set_stage(HEAD_STAGE)
+    apply_stage(on_cache, HEAD_STAGE)
     feats = torch.from_numpy(np.array(cached.train.features[0]))
     head_a = train_head(on_cache, [(feats[i], labels[i]) for i in order], steps=3)
 
     through_body = copy.deepcopy(base)
-    through_body.set_stage(
-        Stage(name="head", freeze_to=-1, lr=1e-2, train_bn=False, schedule="constant")
+    apply_stage(
+        through_body, Stage(name="head", freeze_to=-1, lr=1e-2, train_bn=False, schedule="constant")
     )
     plain = dm.eval_transform()
     from imgclf.data import ImageFileDataset
@@ -110,7 +109,7 @@ def test_head_trained_on_cache_equals_head_trained_through_frozen_body(setup, tm
 def test_feature_loaders_batch_rows(setup, tmp_path):
     dm, model = setup
     train, valid = feature_loaders(
-        precompute_features(model, dm, 0, tmp_path), batch_size=4, seed=0
+        precompute_features(model, dm, 0, tmp_path, dm.image_size), batch_size=4, seed=0
     )
     x, y = next(iter(train))
     assert x.shape == (4, 2560) and y.shape == (4,)

@@ -6,7 +6,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from imgclf.errors import UserError
-from imgclf.recipe import parse_recipe, parse_stage
+from imgclf.training.recipe import parse_recipe, parse_stage
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -4,7 +4,7 @@ loader would have, augmentation draws included."""
 import torch
 from torch.utils.data import Dataset
 
-from imgclf.replay_loader import ReplayDataLoader
+from imgclf.data.replay_loader import ReplayDataLoader
 
 
 class NoisyRange(Dataset):

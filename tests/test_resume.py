@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
 
-from imgclf.checkpoint import read_checkpoint
-from imgclf.checkpoint_io import AtomicCheckpointIO, atomic_torch_save
-from imgclf.resume import find_checkpoint, resume_argv
-from imgclf.testing import make_image_folder, run_cli, small_run_overrides
+from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
+from imgclf.training.resume import find_checkpoint, resume_argv
 
 # Two stages: the head on precomputed features (2 augmented views), then everything unfrozen
 # with its LR from the finder and SGDR. 10 training images in batches of 2: 5 steps an epoch.
@@ -85,7 +85,8 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path):
     assert not (run_dir / "summary.json").exists()
     # The kill came in the middle of an epoch of the second stage.
     saved = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
-    assert saved["imgclf"]["stage_index"] == 2 and saved["imgclf"]["stage"] == "finetune"
+    assert saved["callbacks"]["RecipeProgress"]["stage_index"] == 2
+    assert saved["imgclf"]["stage"] == "finetune"
     # Saved at the end of a training batch, before Lightning counts it as completed.
     progress = saved["loops"]["fit_loop"]["epoch_loop.batch_progress"]["current"]
     assert 1 <= progress["completed"] + 1 < STEPS_PER_EPOCH, progress
@@ -124,7 +125,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path):
 
 KILL_WHILE_SAVING = """
 import os, signal, sys, torch
-from imgclf.checkpoint_io import AtomicCheckpointIO
+from imgclf.training.checkpoints import AtomicCheckpointIO
 
 real_save = torch.save
 

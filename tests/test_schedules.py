@@ -1,4 +1,4 @@
-"""LR schedules: SGDR restarts, one-cycle shape, momentum, and group ratios under LambdaLR."""
+"""LR schedules: SGDR restarts, one-cycle shape, the Schedule spec, and group ratios under LambdaLR."""
 
 import math
 from functools import partial
@@ -6,13 +6,12 @@ from functools import partial
 import pytest
 import torch
 
-from imgclf.schedules import (
+from imgclf.model.schedules import (
     SCHEDULES,
+    Schedule,
     build_scheduler,
     constant_factor,
     one_cycle_factor,
-    one_cycle_momentum,
-    schedule_factor,
     sgdr_epochs,
     sgdr_factor,
 )
@@ -83,30 +82,19 @@ def test_one_cycle_custom_div_and_no_warmup():
     assert one_cycle_factor(0, 11, div=10) == pytest.approx(0.1)
 
 
-def test_one_cycle_momentum_mirrors_the_lr():
-    total, mom = 101, partial(one_cycle_momentum, total_steps=101, pct_start=0.25)
-    assert mom(0) == pytest.approx(0.95)
-    assert mom(25) == pytest.approx(0.85)
-    assert mom(100) == pytest.approx(0.95)
-    assert mom(12.5) == pytest.approx(0.90)
-    values = [mom(s) for s in range(total)]
-    assert min(values) == pytest.approx(0.85)
-    assert all(a > b for a, b in zip(values[:26], values[1:26], strict=False))
-    custom = one_cycle_momentum(0, 5, moms=(0.9, 0.8, 0.7))
-    assert custom == pytest.approx(0.9)
-    assert one_cycle_momentum(4, 5, moms=(0.9, 0.8, 0.7)) == pytest.approx(0.7)
-
-
-def test_constant_and_schedule_factor_lookup():
+def test_constant_and_the_schedule_spec_factors():
     assert constant_factor(0) == constant_factor(12345) == 1.0
     assert SCHEDULES == ("sgdr", "one_cycle", "constant")
-    assert schedule_factor("constant")(7) == 1.0
-    f = schedule_factor("sgdr", steps_per_epoch=10, cycle_len=1, cycle_mult=2)
+    assert Schedule("constant").factor(10)(7) == 1.0
+    f = Schedule("sgdr", cycle_len=1, cycle_mult=2).factor(steps_per_epoch=10)
     assert f(10) == 1.0 and f(5) == pytest.approx(0.5)
-    g = schedule_factor("one_cycle", total_steps=101)
+    # one_cycle spans the stage's epochs: 101 steps in all here.
+    g = Schedule("one_cycle", epochs=1).factor(steps_per_epoch=101)
     assert g(0) == pytest.approx(0.04) and g(25) == 1.0
+    two_epochs = Schedule("one_cycle", epochs=2, pct_start=0.5).factor(steps_per_epoch=50)
+    assert two_epochs(0) == pytest.approx(0.04) and two_epochs(50) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="sgdr, one_cycle, constant"):
-        schedule_factor("cosine")
+        Schedule("cosine").factor(10)
 
 
 def three_group_adamw(lrs=(1e-4, 1e-3, 1e-2)) -> torch.optim.AdamW:
@@ -135,26 +123,3 @@ def test_scheduler_keeps_group_ratios(factor):
         scheduler.step()
     assert len(seen) > 30  # the LR really moved
     assert all(g["betas"] == (0.9, 0.99) for g in optimizer.param_groups)
-
-
-def test_scheduler_sets_adam_beta1_from_momentum():
-    total = 41
-    optimizer = three_group_adamw()
-    momentum = partial(one_cycle_momentum, total_steps=total, pct_start=0.25)
-    scheduler = build_scheduler(optimizer, partial(one_cycle_factor, total_steps=total), momentum)
-    for k in range(total):
-        for group in optimizer.param_groups:
-            assert group["betas"][0] == pytest.approx(momentum(k))
-            assert group["betas"][1] == 0.99
-        optimizer.step()
-        scheduler.step()
-    assert optimizer.param_groups[0]["betas"][0] == pytest.approx(0.95)
-    assert "momentum" not in scheduler.state_dict()
-    assert scheduler.state_dict()["last_epoch"] == total
-
-
-def test_scheduler_sets_sgd_momentum():
-    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.ones(1))], lr=0.1, momentum=0.5)
-    build_scheduler(optimizer, constant_factor, lambda step: 0.8)
-    assert optimizer.param_groups[0]["momentum"] == 0.8
-    assert optimizer.param_groups[0]["lr"] == 0.1

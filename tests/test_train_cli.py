@@ -7,13 +7,9 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from imgclf.testing import (
-    make_image_folder,
-    read_wandb_offline_run,
-    run_cli,
-    small_run_overrides,
-)
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
+from helpers.wandb_log import read_wandb_offline_run
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -13,18 +13,15 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from helpers.cli import run_cli, small_run_overrides
+from helpers.folders import make_image_folder
+from helpers.models import small_datamodule_and_model
 
 from imgclf.callbacks import SaveOnInterrupt
 from imgclf.callbacks.interrupt import raise_if_interrupted, resume_command
 from imgclf.callbacks.nonfinite import non_finite_message
-from imgclf.checkpoint import read_checkpoint
 from imgclf.errors import TrainingInterrupted
-from imgclf.testing import (
-    make_image_folder,
-    run_cli,
-    small_datamodule_and_model,
-    small_run_overrides,
-)
+from imgclf.training.checkpoints import read_checkpoint
 
 
 def run_dir_of(workdir: Path) -> Path:

@@ -7,8 +7,8 @@ import albumentations as A
 import numpy as np
 import pytest
 
-from imgclf.rng_state import set_transform_rng_state, transform_rng_state
-from imgclf.warp import RandomCropWarp, sample_crop, warp_matrix
+from imgclf.data.rng_state import set_transform_rng_state, transform_rng_state
+from imgclf.data.warp import RandomCropWarp, sample_crop, warp_matrix
 
 
 def gradient(width: int, height: int) -> np.ndarray:
@@ -92,7 +92,7 @@ def test_one_pixel_wide_images_warp_bicubically_to_their_colour():
     # a child process that a timeout can stop.
     code = (
         "import cv2, numpy as np\n"
-        "from imgclf.warp import RandomCropWarp\n"
+        "from imgclf.data.warp import RandomCropWarp\n"
         "warp = RandomCropWarp(16, interpolation=cv2.INTER_CUBIC)\n"
         "for shape in [(1, 1, 3), (1, 9, 3), (9, 1, 3)]:\n"
         "    out = warp(image=np.full(shape, 200, np.uint8))['image']\n"

@@ -10,9 +10,9 @@ import timm
 import torch
 from skimage.data import chelsea
 
+from imgclf.data.transforms import eval_transform
 from imgclf.errors import UserError
-from imgclf.transforms import eval_transform
-from imgclf.weights import (
+from imgclf.model.backbone import (
     bundled_efficientnet_lite0_state_dict,
     bundled_weights_path,
     create_body,
@@ -154,7 +154,7 @@ def test_unknown_backbone_suggests_close_names():
 
 def test_offline_hub_is_a_one_line_error_naming_the_alternatives():
     """The real timm download path, with the Hugging Face hub switched to offline mode."""
-    code = "from imgclf.weights import create_body; create_body('resnet18', 'hub')"
+    code = "from imgclf.model.backbone import create_body; create_body('resnet18', 'hub')"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     last_line = result.stderr.strip().splitlines()[-1]

@@ -5,80 +5,55 @@ The Python API (what `notebooks/lesson1.ipynb` uses; the CLI runs the same funct
     from imgclf import FolderDataModule, ImageClassifier, Stage, lr_find, fit_recipe
     from imgclf import interpret, predict, load_classifier, export_model
 
-Names load on first use, so `import imgclf` stays light (no torch, no network).
+The packages, in the order a run goes through them: `data` (folders to batches), `model`
+(the network, its layer groups and schedules), `training` (recipes, the stage runner, the
+LR finder, precompute, checkpoints, resume), `evaluation` (metrics, clipping, TTA, error
+analysis, prediction, export), `callbacks` (thin Lightning wiring), `commands` (the CLI).
+
+Every name below is loaded on first use (PEP 562), so `import imgclf` stays light: no
+torch, no Lightning, no network until a name is used.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import sys
-import types
 
 # albumentations asks PyPI for a newer version on import; a template must never phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 __version__ = "0.1.0"
 
-# public name -> the module that defines it
+# The public API: name -> the module that defines it.
 _EXPORTS = {
-    "FolderDataModule": "imgclf.data",
-    "ImageClassifier": "imgclf.model",
-    "Stage": "imgclf.recipe",
-    "parse_recipe": "imgclf.recipe",
+    "FolderDataModule": "imgclf.data.folder",
+    "build_digits_demo": "imgclf.data.demo",
+    "ImageClassifier": "imgclf.model.classifier",
+    "Stage": "imgclf.training.recipe",
+    "parse_recipe": "imgclf.training.recipe",
+    "lr_find": "imgclf.training.lr_finder",
+    "load_classifier": "imgclf.training.checkpoints",
     "make_trainer": "imgclf.api",
-    "lr_find": "imgclf.api",
     "fit_recipe": "imgclf.api",
-    "interpret": "imgclf.interpretation",
-    "Interpretation": "imgclf.interpretation",
-    "predict": "imgclf.submit",
-    "Prediction": "imgclf.submit",
-    "write_submission": "imgclf.submit",
-    "load_classifier": "imgclf.checkpoint",
-    "export_model": "imgclf.export",
-    "build_digits_demo": "imgclf.demo",
+    "interpret": "imgclf.evaluation.interpretation",
+    "Interpretation": "imgclf.evaluation.interpretation",
+    "predict": "imgclf.evaluation.prediction",
+    "Prediction": "imgclf.evaluation.prediction",
+    "write_submission": "imgclf.evaluation.submission",
+    "export_model": "imgclf.evaluation.export",
     "UserError": "imgclf.errors",
 }
-# Also submodule names (imgclf/interpret.py, imgclf/fit_recipe.py). Importing a submodule
-# sets it as an attribute of the package, which would hide the function of the same name;
-# class-level properties win over module attributes, so `imgclf.interpret` always means the
-# function (the modules stay importable: `from imgclf.interpret import VIEWS`).
-_SHADOWED = ("interpret", "fit_recipe")
 
 __all__ = ["__version__", *_EXPORTS]
 
 
-def _load(name: str):
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
-
-
 def __getattr__(name: str):
-    if name in _EXPORTS:
-        value = _load(name)
-        globals()[name] = value  # resolve once
-        return value
-    raise AttributeError(f"module 'imgclf' has no attribute {name!r}")
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'imgclf' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
 
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(_EXPORTS))
-
-
-def _api_property(name: str) -> property:
-    def get(module):
-        return _load(name)
-
-    def ignore(module, value) -> None:  # the import system setting the submodule
-        pass
-
-    return property(get, ignore, doc=f"imgclf.{name}: see {_EXPORTS[name]}.{name}")
-
-
-class _Package(types.ModuleType):
-    pass
-
-
-for _name in _SHADOWED:
-    setattr(_Package, _name, _api_property(_name))
-sys.modules[__name__].__class__ = _Package
-del _name

@@ -1,4 +1,4 @@
-"""The Python API for notebooks and scripts: the CLI's building blocks with defaults.
+"""The Python API's Trainer and recipe runner with notebook defaults.
 
     from imgclf import FolderDataModule, ImageClassifier, Stage, lr_find, fit_recipe
 
@@ -9,34 +9,24 @@
     lr_find(model, data, head).plot()
     fit_recipe(model, data, [head])
 
-`imgclf train` runs the same `fit_recipe` with a Trainer built from the Hydra config.
+`imgclf train` runs the same stage runner (`imgclf.training.run_recipe`) with a Trainer
+and callbacks built from the Hydra config.
 """
 
 from __future__ import annotations
 
-import logging
 import time
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
 import lightning as L
-import torch
 
-from imgclf.callbacks import (
-    ClipProbabilities,
-    CollectPredictions,
-    MetricsHistory,
-    MisclassificationViews,
-)
+from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
-from imgclf.fit_recipe import fit_recipe as fit_stages
-from imgclf.inference import input_size
-from imgclf.lr_finder import LRFindResult
-from imgclf.lr_finder import lr_find as range_test
-from imgclf.precompute import feature_loaders, precompute_features
-from imgclf.recipe import Stage, parse_recipe
+from imgclf.evaluation.collect import quiet_lightning
+from imgclf.training.recipe import Stage, parse_recipe
+from imgclf.training.runner import run_recipe
 
 DEFAULT_CACHE_DIR = Path("data/cache")
 
@@ -56,19 +46,15 @@ def make_trainer(
     """A Trainer for notebooks: one device (GPU if there is one), no logger, no progress
     bars, no checkpoint callback, no sanity validation.
 
-    Always attached: CollectPredictions (needed by TTA, predict and interpret),
-    ClipProbabilities(`clip`) (valid/logloss_clipped) and MetricsHistory (`.history` of
-    every validation). With `run_dir`, also MisclassificationViews writing
-    `run_dir/interpret/` after each validation. `quiet` silences Lightning's device banner
-    and its warning about few DataLoader workers. Extra keyword arguments go to L.Trainer.
+    Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
+    (prediction collection, clipped log-loss, the NaN-loss stop, RecipeProgress with
+    `.history` of every validation; with `run_dir` the misclassification views written to
+    `run_dir/interpret/`). `quiet` silences Lightning's device banner and its warning about
+    few DataLoader workers. Extra keyword arguments go to L.Trainer.
     """
     if quiet:
-        for name in ("lightning.pytorch", "lightning.fabric"):
-            logging.getLogger(name).setLevel(logging.WARNING)
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-    every = [CollectPredictions(), ClipProbabilities(clip), MetricsHistory()]
-    if run_dir is not None:
-        every.append(MisclassificationViews(Path(run_dir) / "interpret", k=views_k))
+        quiet_lightning()
+    every = default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)
     settings = dict(
         accelerator=accelerator,
         devices=devices,
@@ -97,40 +83,6 @@ def as_stages(stages) -> list[Stage]:
     return parse_recipe([dict(s) if isinstance(s, Mapping) else asdict(s) for s in stages])
 
 
-def lr_find(
-    model,
-    datamodule: FolderDataModule,
-    stage: Stage | None = None,
-    cache_dir: str | Path = DEFAULT_CACHE_DIR,
-    device=None,
-    **settings,
-) -> LRFindResult:
-    """fastai's `learn.lr_find()`: the LR range test for `stage` (default: the head only,
-    frozen body), sweeping the stage's own per-group LR ratios (`lr_mult`).
-
-    A precompute stage sweeps on the cached body features (computed into `cache_dir` if
-    missing), a stage with `image_size` at that size. Weights, freezing and buffers are
-    restored afterwards. `settings`: start_lr, end_lr, num_iter, beta, stop_factor,
-    suggestion. Returns the result: `.suggestion`, `.method`, `.lrs`, `.losses`,
-    `.group_lrs()` and `.plot()` (a Figure). device: default the GPU if there is one.
-    """
-    stage = stage or Stage(name="head", freeze_to=-1)
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    datamodule.setup("fit")
-    datamodule.set_data_config(model.data_config)
-    device = torch.device(device)
-    with input_size(datamodule, stage.image_size):
-        model.set_stage(stage, lrs=[1.0] * len(model.groups))
-        if stage.precompute:
-            features = precompute_features(
-                model, datamodule, stage.precompute_aug, cache_dir, device=device
-            )
-            loader, _ = feature_loaders(features, datamodule.batch_size, datamodule.seed)
-        else:
-            loader = datamodule.train_dataloader()
-        return range_test(model, loader, stage, device=device, **settings)
-
-
 def fit_recipe(
     model,
     datamodule: FolderDataModule,
@@ -155,12 +107,12 @@ def fit_recipe(
     trainer = trainer or make_trainer(run_dir)
     datamodule.setup("fit")
     datamodule.set_data_config(model.data_config)
-    return fit_stages(
+    return run_recipe(
         trainer,
         model,
         datamodule,
         as_stages(stages),
         run_dir,
         cache_dir=Path(cache_dir),
-        lr_find_cfg=lr_find_settings,
+        lr_find_settings=lr_find_settings,
     )

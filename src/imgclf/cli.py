@@ -88,31 +88,31 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
 
 
 def train_task(cfg) -> Path:
-    from imgclf.train import train
+    from imgclf.commands.train import train
 
     return train(cfg)
 
 
 def lr_find_task(cfg) -> Path:
-    from imgclf.train import lr_find_run
+    from imgclf.commands.lr_find import lr_find_command
 
-    return lr_find_run(cfg)
+    return lr_find_command(cfg)
 
 
 def evaluate_task(cfg) -> Path:
-    from imgclf.evaluate import evaluate
+    from imgclf.commands.evaluate import evaluate
 
     return evaluate(cfg)
 
 
 def predict_task(cfg) -> Path:
-    from imgclf.submit import predict_command
+    from imgclf.commands.predict import predict_command
 
     return predict_command(cfg)
 
 
 def export_task(cfg) -> Path:
-    from imgclf.export import export
+    from imgclf.commands.export import export
 
     return export(cfg)
 
@@ -120,7 +120,7 @@ def export_task(cfg) -> Path:
 # command -> (task, Hydra entry config)
 HYDRA_COMMANDS = {
     "train": (train_task, "train"),
-    "lr-find": (lr_find_task, "train"),
+    "lr-find": (lr_find_task, "lr_find"),
     "evaluate": (evaluate_task, "evaluate"),
     "predict": (predict_task, "predict"),
     "export": (export_task, "export"),
@@ -128,7 +128,7 @@ HYDRA_COMMANDS = {
 
 
 def demo_command(argv: list[str]) -> None:
-    from imgclf.demo import build_digits_demo
+    from imgclf.data.demo import build_digits_demo
 
     root = build_digits_demo(argv[0] if argv else "data/digits")
     print(root)
@@ -152,11 +152,9 @@ def main(argv: list[str] | None = None) -> None:
         if command in HYDRA_COMMANDS:
             task, config_name = HYDRA_COMMANDS[command]
             if command == "train":
-                from imgclf.resume import resume_argv
+                from imgclf.training.resume import resume_argv
 
                 rest = resume_argv(rest)
-            elif command == "lr-find":
-                rest = ["task_name=lr_find", *rest]
             run_hydra(task, config_name, rest)
         elif command == "demo":
             demo_command(rest)

@@ -1,4 +1,4 @@
-"""The one exception type the CLI turns into a one-line error instead of a traceback."""
+"""The exceptions the CLI turns into a one-line message instead of a traceback."""
 
 
 class UserError(Exception):
@@ -11,3 +11,14 @@ class TrainingInterrupted(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def required_callback(trainer, kind: type, needed_by: str):
+    """The Trainer's callback of type `kind`; a one-line UserError naming it if missing."""
+    for callback in trainer.callbacks:
+        if isinstance(callback, kind):
+            return callback
+    raise UserError(
+        f"{needed_by} needs the {kind.__module__}.{kind.__qualname__} callback in the "
+        "Trainer (imgclf.callbacks.default_callbacks includes it)"
+    )

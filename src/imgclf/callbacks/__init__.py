@@ -1,22 +1,22 @@
-"""Thin Lightning callbacks that wire imgclf's pure functions to training events."""
+"""Thin Lightning callbacks that wire imgclf's functions to training events, and the
+default list of them (`default_callbacks`) that the CLI and the Python API share.
+"""
 
 from imgclf.callbacks.clip import ClipProbabilities
-from imgclf.callbacks.history import MetricsHistory
+from imgclf.callbacks.defaults import default_callbacks
 from imgclf.callbacks.interrupt import SaveOnInterrupt
-from imgclf.callbacks.misclassified import MisclassificationViews
 from imgclf.callbacks.nonfinite import NonFiniteLoss, StopOnNonFiniteLoss
-from imgclf.callbacks.predictions import CollectPredictions
 from imgclf.callbacks.resume_state import ResumeState
 from imgclf.callbacks.step_checkpoint import StepCheckpoint
+from imgclf.callbacks.views import MisclassificationViews
 
 __all__ = [
     "ClipProbabilities",
-    "CollectPredictions",
-    "MetricsHistory",
     "MisclassificationViews",
     "NonFiniteLoss",
     "ResumeState",
     "SaveOnInterrupt",
     "StepCheckpoint",
     "StopOnNonFiniteLoss",
+    "default_callbacks",
 ]

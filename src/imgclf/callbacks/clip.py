@@ -2,41 +2,11 @@
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from imgclf.callbacks.predictions import find_collector
-from imgclf.clipping import DEFAULT_EPS, EPS_GRID, best_eps, clip_probs, log_loss
-from imgclf.errors import UserError
-
-
-def parse_eps(eps) -> float | str | None:
-    """`clip:` config value: auto, a number in [0, 0.5), or null/false/0 for no clipping."""
-    if eps is None or eps is False or str(eps).lower() in ("none", "null", "false", "off"):
-        return None
-    if str(eps).lower() == "auto":
-        return "auto"
-    if str(eps).lower() == "course":
-        return DEFAULT_EPS
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise UserError(f"clip must be auto, a number like 0.05, or null; got {eps!r}") from None
-    if not 0.0 <= value < 0.5:
-        raise UserError(f"clip eps must be in [0, 0.5), got {value}")
-    return value
-
-
-def clipped_report(probs: np.ndarray, labels: np.ndarray, eps) -> dict:
-    """Log-loss raw and clipped; `eps="auto"` picks it from the grid on these labels."""
-    p, y = torch.from_numpy(np.asarray(probs, dtype=np.float64)), torch.from_numpy(labels)
-    chosen = best_eps(p, y, EPS_GRID) if eps == "auto" else float(eps or 0.0)
-    return {
-        "logloss": log_loss(p, y),
-        "logloss_clipped": log_loss(clip_probs(p, chosen), y),
-        "clip_eps": chosen,
-    }
+from imgclf.evaluation.clipping import clip_probs, clipped_report, parse_eps
+from imgclf.evaluation.collect import find_collector
 
 
 class ClipProbabilities(Callback):
@@ -50,6 +20,12 @@ class ClipProbabilities(Callback):
     def __init__(self, eps: float | str | None = "auto") -> None:
         self.eps = parse_eps(eps)
         self.chosen_eps: float | None = None if self.eps == "auto" else self.eps
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        # Reports need the gathered predictions (clipping at predict time does not): a
+        # one-line error now, not after the first epoch.
+        if self.eps is not None and stage != "predict":
+            find_collector(trainer)
 
     def _report(self, trainer, pl_module, split: str) -> None:
         if self.eps is None or trainer.sanity_checking:

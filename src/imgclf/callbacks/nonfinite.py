@@ -45,7 +45,7 @@ class StopOnNonFiniteLoss(L.Callback):
         }
         checkpoint = trainer.checkpoint_callback
         last = getattr(checkpoint, "last_model_path", "") or None
-        stage = getattr(getattr(pl_module, "stage", None), "name", "train")
+        stage = getattr(getattr(pl_module, "plan", None), "name", "train")
         raise NonFiniteLoss(
             non_finite_message(stage, trainer.global_step, float(loss.detach()), lrs, last)
         )

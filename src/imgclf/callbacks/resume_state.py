@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import lightning as L
 
-from imgclf.rng_state import global_rng_state, set_global_rng_state
+from imgclf.data.rng_state import global_rng_state, set_global_rng_state
 
 
 class ResumeState(L.Callback):

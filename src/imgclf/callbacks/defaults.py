@@ -1,0 +1,84 @@
+"""The default callbacks, defined once: `imgclf train` (configs/callbacks/default.yaml calls
+this function) and the Python API's `make_trainer` both build their list here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import lightning as L
+from lightning.pytorch.callbacks import (
+    LearningRateMonitor,
+    ModelCheckpoint,
+    RichModelSummary,
+    RichProgressBar,
+)
+
+from imgclf.callbacks.clip import ClipProbabilities
+from imgclf.callbacks.interrupt import SaveOnInterrupt
+from imgclf.callbacks.nonfinite import StopOnNonFiniteLoss
+from imgclf.callbacks.resume_state import ResumeState
+from imgclf.callbacks.step_checkpoint import StepCheckpoint
+from imgclf.callbacks.views import MisclassificationViews
+from imgclf.evaluation.collect import CollectPredictions
+from imgclf.training.progress import RecipeProgress
+
+
+def checkpoint_callbacks(checkpoints: Path, every_n_train_steps: int) -> list[L.Callback]:
+    """best.ckpt by valid/acc, last.ckpt at epoch ends and every N steps, interrupted.ckpt
+    on Ctrl-C, and the RNG states an exact resume needs."""
+    best_and_last = ModelCheckpoint(
+        dirpath=checkpoints,
+        filename="best",
+        monitor="valid/acc",
+        mode="max",
+        save_top_k=1,
+        save_last=True,
+        auto_insert_metric_name=False,
+        # Overwrite best.ckpt/last.ckpt in place (atomically) instead of adding -v1 copies;
+        # the step checkpoint writes last.ckpt too.
+        enable_version_counter=False,
+    )
+    return [
+        best_and_last,
+        StepCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps),
+        SaveOnInterrupt(checkpoints),
+        ResumeState(),
+    ]
+
+
+def default_callbacks(
+    run_dir: str | Path | None = None,
+    clip="auto",
+    views_k: int = 12,
+    views_every_n_epochs: int = 1,
+    step_checkpoint_every: int = 200,
+    console: bool = True,
+    checkpoints: bool = True,
+    seed: int = 0,
+) -> list[L.Callback]:
+    """Every callback a recipe run uses, in the order they must run.
+
+    Always: CollectPredictions (gathers validation probabilities once for the next two),
+    ClipProbabilities(`clip`) (valid/logloss_clipped), StopOnNonFiniteLoss and
+    RecipeProgress (stage, LRs and metrics history, for summary.json and resume). With
+    `run_dir`: MisclassificationViews writing `run_dir/interpret/` after each validation,
+    and (with `checkpoints`) best/last/step/interrupt checkpoints in `run_dir/checkpoints`.
+    `console`: the LR monitor, Rich progress bar and model summary.
+    """
+    callbacks: list[L.Callback] = []
+    if console:
+        callbacks += [
+            LearningRateMonitor(logging_interval="step"),
+            RichProgressBar(),
+            RichModelSummary(max_depth=1),
+        ]
+    callbacks += [CollectPredictions(), ClipProbabilities(clip)]
+    if run_dir is not None:
+        interpret_dir = Path(run_dir) / "interpret"
+        callbacks.append(MisclassificationViews(interpret_dir, views_k, views_every_n_epochs, seed))
+    callbacks.append(StopOnNonFiniteLoss())
+    if run_dir is not None and checkpoints:
+        callbacks += checkpoint_callbacks(Path(run_dir) / "checkpoints", step_checkpoint_every)
+    # Last: it records each validation's metrics after the callbacks above have logged theirs.
+    callbacks.append(RecipeProgress())
+    return callbacks

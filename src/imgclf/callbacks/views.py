@@ -1,0 +1,57 @@
+"""MisclassificationViews: at validation end, the course's five views, top losses and the
+confusion matrix, as PNG grids, CSV tables and logger images/tables."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from lightning.pytorch.callbacks import Callback
+
+from imgclf.evaluation.collect import find_collector, first_loader
+from imgclf.evaluation.report import write_error_analysis
+from imgclf.evaluation.views import analyse_errors
+
+
+class MisclassificationViews(Callback):
+    """Writes `out_dir/views/<view>.png|csv` and `out_dir/confusion.png|csv` (the latest
+    validation) and logs them with the epoch's step. Every rank takes part in gathering the
+    predictions (CollectPredictions); only global rank 0 loads images and writes.
+
+    k: images per view. every_n_epochs: how often (the last epoch of every fit always).
+    """
+
+    def __init__(self, out_dir: str | Path, k: int = 12, every_n_epochs: int = 1, seed: int = 0):
+        self.out_dir = Path(out_dir)
+        self.k = k
+        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.seed = seed
+        self.last: dict | None = None
+
+    def setup(self, trainer, pl_module, stage: str) -> None:
+        find_collector(trainer)  # a one-line error now, not after the first epoch
+
+    def on_validation_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.sanity_checking:
+            return
+        epoch = trainer.current_epoch
+        last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+        if (epoch + 1) % self.every_n_epochs and not last_epoch:
+            return
+        predictions = find_collector(trainer).result(trainer)
+        if not trainer.is_global_zero or len(predictions) == 0:
+            return
+        items = getattr(first_loader(trainer.val_dataloaders).dataset, "items", None)
+        if items is None:
+            return
+        labelled = predictions.labels >= 0
+        analysis = analyse_errors(
+            predictions.probs[labelled],
+            predictions.labels[labelled],
+            [items[i][0] for i in predictions.indices[labelled]],
+            pl_module.class_names,
+            k=self.k,
+            seed=self.seed + epoch,
+        )
+        self.last = write_error_analysis(
+            analysis, self.out_dir, loggers=trainer.loggers, step=trainer.global_step
+        )

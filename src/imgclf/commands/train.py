@@ -1,0 +1,107 @@
+"""`imgclf train`: build everything from the config, run the recipe, write summary.json."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from imgclf.callbacks.interrupt import raise_if_interrupted
+from imgclf.commands.startup import build_data_and_model, instantiate_dict, start_run
+from imgclf.errors import UserError
+from imgclf.model.backbone import check_image_size
+from imgclf.reporting import write_json, write_run_summary
+from imgclf.training.progress import RecipeProgress, best_record
+from imgclf.training.recipe import Stage, parse_recipe
+from imgclf.training.resume import ResumePoint, load_resume_point
+from imgclf.training.runner import run_recipe
+
+
+def check_image_sizes(model, datamodule, stages: list[Stage]) -> None:
+    """Every input size the run will use must suit the backbone (one-line error if not)."""
+    check_image_size(model.body, datamodule.image_size)
+    for stage in stages:
+        if stage.image_size is not None:
+            check_image_size(model.body, stage.image_size, f"stage {stage.name!r} image_size")
+
+
+def recipe_of(cfg: DictConfig) -> list[Stage]:
+    return parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
+
+
+def train(cfg: DictConfig) -> Path:
+    """Fit the configured model on the configured data with the recipe; return the run dir."""
+    started = time.perf_counter()
+    run = start_run(cfg)
+    stages = recipe_of(cfg)
+    resume = load_resume_point(cfg.resume) if cfg.get("resume") else None
+    if resume and resume.stage_index > len(stages):
+        raise UserError(
+            f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
+            f"but the recipe has {len(stages)} stages"
+        )
+    datamodule, model = build_data_and_model(cfg)
+    check_image_sizes(model, datamodule, stages)
+    callbacks = instantiate_dict(cfg.get("callbacks"))
+    for logger in run.loggers:
+        logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.loggers or False)
+    try:
+        stage_records = run_recipe(
+            trainer,
+            model,
+            datamodule,
+            stages,
+            run.directory,
+            cache_dir=Path(cfg.paths.cache_dir),
+            lr_find_settings=OmegaConf.to_container(cfg.lr_find, resolve=True),
+            resume=resume,
+        )
+    except (KeyboardInterrupt, SystemExit) as stop:
+        raise_if_interrupted(trainer, callbacks, stop)
+        raise
+    summary = run_summary(cfg, trainer, model, datamodule, stage_records, resume)
+    summary["wall_seconds"] = round(time.perf_counter() - started, 2)
+    if trainer.is_global_zero:
+        write_json(run.directory / "summary.json", summary)
+        write_run_summary(run.loggers, summary)
+    return run.finish()
+
+
+def run_summary(
+    cfg, trainer, model, datamodule, stage_records: list[dict], resume: ResumePoint | None
+) -> dict:
+    """summary.json: the facts of a finished run, for people and scripts."""
+    history = RecipeProgress.of(trainer).history
+    decode_failures = datamodule.report_decode_failures()
+    best = best_record(history)
+    checkpoint = trainer.checkpoint_callback
+    return {
+        "backbone": model.hparams.backbone,
+        "weights": model.hparams.weights,
+        "image_size": datamodule.image_size,
+        "recipe": cfg.recipe.get("name"),
+        "epochs": trainer.current_epoch,
+        "global_step": trainer.global_step,
+        "lr": stage_records[-1]["lr"],
+        "stages": stage_records,
+        "resumed_from": str(resume.checkpoint) if resume else None,
+        "best_valid_acc": best.get("valid/acc"),
+        "best_epoch": best.get("epoch"),
+        "valid_logloss": best.get("valid/logloss"),
+        "final_valid_acc": history[-1].get("valid/acc") if history else None,
+        "train_images": len(datamodule.train_items),
+        "valid_images": len(datamodule.valid_items),
+        "classes": list(datamodule.classes),
+        "skipped_files": datamodule.num_skipped,
+        "skipped": [{"path": str(p), "reason": why} for p, why in datamodule.skipped],
+        # Files that passed the scan but failed to decode in a loader, replaced each time.
+        "decode_failures": sum(decode_failures.values()),
+        "decode_failed_files": {str(p): n for p, n in decode_failures.items()},
+        "best_checkpoint": checkpoint.best_model_path if checkpoint else None,
+        "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
+        "history": history,
+    }

@@ -1,0 +1,303 @@
+"""FolderDataModule: the Dogs-vs-Cats folder layout as a LightningDataModule.
+
+root/train/<class>/*.jpg     required, one folder per class
+root/valid/<class>/*.jpg     optional; without it a stratified valid_pct split of train
+root/test/**/*.jpg           optional, unlabelled (flat or nested)
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader
+
+from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
+from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
+from imgclf.data.replay_loader import ReplayDataLoader
+from imgclf.data.split import cap_per_class, class_folders, stratified_split
+from imgclf.data.transforms import PRESETS, eval_transform, seed_worker, train_transform
+from imgclf.errors import UserError
+
+
+class FolderDataModule(L.LightningDataModule):
+    """Train/valid/test image folders with fastai-like augmentation presets.
+
+    Mean/std, interpolation, crop_pct and (unless `image_size` is given) the input size
+    come from the model's timm pretrained config via `set_data_config`. Every loader and
+    transform takes an `image_size` argument (a recipe stage's own size, progressive
+    resizing); without it they use `image_size`.
+    """
+
+    # Files named in the one warning about unreadable files (summary.json lists all).
+    MAX_LISTED = 50
+
+    def __init__(
+        self,
+        root: str | Path,
+        image_size: int | None = None,
+        batch_size: int = 64,
+        num_workers: int = 2,
+        valid_pct: float = 0.2,
+        per_class: int | None = None,
+        augment: str = "side_on",
+        min_scale: float = 0.35,
+        do_flip: bool = True,
+        seed: int = 42,
+        pin_memory: bool = False,
+        persistent_workers: bool = False,
+        verify: str = "header",
+        test_folder: str = "test",
+        max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    ) -> None:
+        super().__init__()
+        max_pixels = checked_settings(verify, augment, max_pixels, valid_pct)
+        self.root = Path(root).expanduser()
+        # The configured input size; None: the backbone's pretrained size.
+        self.configured_image_size = image_size
+        self.batch_size = batch_size
+        self.num_workers = num_workers
+        self.valid_pct = valid_pct
+        self.per_class = per_class
+        self.augment = augment
+        self.min_scale = min_scale
+        self.do_flip = do_flip
+        self.seed = seed
+        self.pin_memory = pin_memory
+        self.persistent_workers = persistent_workers and num_workers > 0
+        self.verify = verify
+        self.test_folder = test_folder
+        self.max_pixels = max_pixels
+        self.data_config = {
+            "input_size": 224,
+            "mean": (0.5, 0.5, 0.5),
+            "std": (0.5, 0.5, 0.5),
+            "interpolation": "bicubic",
+            "crop_pct": 0.875,
+        }
+        self.classes: list[str] = []
+        self.train_items: list[Item] = []
+        self.valid_items: list[Item] = []
+        self.test_items: list[Item] = []
+        self.skipped: list[tuple[Path, str]] = []
+        # Per-file decode-failure counters in shared memory, one per item list.
+        self._failure_counters: list[tuple[list[Item], torch.Tensor]] = []
+        self._scanned = False
+
+    # -- configuration -------------------------------------------------------------------
+    def set_data_config(self, data_config: dict) -> None:
+        """Take size, interpolation and crop_pct from the backbone's timm config (the model
+        applies its mean/std itself)."""
+        self.data_config = dict(data_config)
+
+    @property
+    def image_size(self) -> int:
+        return int(self.configured_image_size or self.data_config["input_size"])
+
+    @property
+    def num_skipped(self) -> int:
+        return len(self.skipped)
+
+    # -- scanning ------------------------------------------------------------------------
+    def setup(self, stage: str | None = None) -> None:
+        if self._scanned:  # Lightning calls setup again inside fit; scan once
+            return
+        if not self.root.is_dir():
+            raise UserError(f"data.root {self.root} is not a folder")
+        train_dir, valid_dir, test_dir = (
+            self.root / name for name in ("train", "valid", self.test_folder)
+        )
+        train_items = self._scan_train(train_dir)
+        train_items, valid_items = self._scan_valid(valid_dir, train_items)
+        if self.per_class:
+            train_items = cap_per_class(train_items, self.per_class, self.seed)
+            valid_items = cap_per_class(valid_items, self.per_class, self.seed + 1)
+        test_items = [(p, UNLABELLED) for p in list_images(test_dir)] if test_dir.is_dir() else []
+
+        self.train_items = self._readable(train_items)
+        self.valid_items = self._readable(valid_items)
+        self.test_items = self._readable(test_items)
+        if not self.train_items:
+            raise UserError(f"none of the images in {train_dir} can be read")
+        if self.skipped:
+            shown = self.MAX_LISTED
+            listing = "; ".join(f"{path} ({why})" for path, why in self.skipped[:shown])
+            more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
+            warnings.warn(
+                f"skipped {len(self.skipped)} unreadable files: {listing}{more}", stacklevel=2
+            )
+        self._scanned = True
+
+    def _scan_train(self, train_dir: Path) -> list[Item]:
+        """The class names (from train/'s folders) and the labelled training files."""
+        if not train_dir.is_dir():
+            raise UserError(
+                f"no train/ folder in {self.root}: expected {self.root}/train/<class>/*.jpg"
+            )
+        train_folders = class_folders(train_dir)
+        self.classes = sorted(train_folders)
+        if not self.classes:
+            raise UserError(f"no class folders in {train_dir}: expected {train_dir}/<class>/*.jpg")
+        if len(self.classes) < 2:
+            raise UserError(
+                f"only one class folder in {train_dir} ({self.classes[0]}): need at least two"
+            )
+        for name, files in train_folders.items():
+            if not files:
+                warnings.warn(f"class folder {train_dir / name} holds no images", stacklevel=3)
+        train_items = self._labelled(train_folders)
+        if not train_items:
+            raise UserError(f"no images in {train_dir} (extensions: jpg jpeg png bmp webp tif)")
+        return train_items
+
+    def _scan_valid(self, valid_dir: Path, train_items: list[Item]):
+        """(train, valid) items: valid/'s files, or a stratified split of train's."""
+        if not valid_dir.is_dir():
+            labels = [y for _, y in train_items]
+            train_idx, valid_idx = stratified_split(labels, self.valid_pct, self.seed)
+            return [train_items[i] for i in train_idx], [train_items[i] for i in valid_idx]
+        valid_folders = class_folders(valid_dir)
+        if sorted(valid_folders) != self.classes:
+            only_valid = sorted(set(valid_folders) - set(self.classes))
+            only_train = sorted(set(self.classes) - set(valid_folders))
+            raise UserError(
+                f"valid/ classes differ from train/: only in valid: {only_valid or '-'}; "
+                f"only in train: {only_train or '-'}"
+            )
+        return train_items, self._labelled(valid_folders)
+
+    def _labelled(self, folders: dict[str, list[Path]]) -> list[Item]:
+        index = {name: i for i, name in enumerate(self.classes)}
+        return [(path, index[name]) for name in sorted(folders) for path in folders[name]]
+
+    def _readable(self, items: list[Item]) -> list[Item]:
+        kept = []
+        for path, label in items:
+            reason = unreadable_reason(path, self.verify, self.max_pixels)
+            if reason is None:
+                kept.append((path, label))
+            else:
+                self.skipped.append((path, reason))
+        return kept
+
+    def failure_counter(self, items: list[Item]) -> torch.Tensor:
+        """The shared decode-failure counter of an item list (one per list, kept across
+        epochs and stages, so every loader over `train_items` adds to the same counts)."""
+        for known, counter in self._failure_counters:
+            if known is items:
+                return counter
+        counter = torch.zeros(len(items), dtype=torch.int32).share_memory_()
+        self._failure_counters.append((items, counter))
+        return counter
+
+    def decode_failures(self) -> dict[Path, int]:
+        """Files that failed to decode inside a loader since setup -> how many times."""
+        failed: dict[Path, int] = {}
+        for items, counter in self._failure_counters:
+            for index in torch.nonzero(counter).flatten().tolist():
+                path = items[index][0]
+                failed[path] = failed.get(path, 0) + int(counter[index])
+        return failed
+
+    def decode_failed_rows(self, items: list[Item]) -> list[int]:
+        """Row indices of `items` whose file failed to decode in a loader (and was replaced)."""
+        failed = self.decode_failures()
+        return [i for i, (path, _) in enumerate(items) if path in failed]
+
+    def report_decode_failures(self) -> dict[Path, int]:
+        """Warn once about files replaced because they failed to decode; return them."""
+        failed = self.decode_failures()
+        if failed:
+            shown = list(failed.items())[: self.MAX_LISTED]
+            listing = "; ".join(f"{path} ({n}x)" for path, n in shown)
+            more = f" and {len(failed) - len(shown)} more" if len(failed) > len(shown) else ""
+            warnings.warn(
+                f"{len(failed)} files passed the setup scan but failed to decode "
+                f"{sum(failed.values())} times, each time replaced by another image: "
+                f"{listing}{more} (data.verify=full finds them at setup)",
+                stacklevel=2,
+            )
+        return failed
+
+    def class_counts(self, split: str = "train") -> dict[str, int]:
+        counts = Counter(label for _, label in getattr(self, f"{split}_items"))
+        return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
+
+    # -- transforms and loaders ----------------------------------------------------------
+    def train_transform(self, seed: int | None = None, image_size: int | None = None):
+        return train_transform(
+            self.augment,
+            image_size or self.image_size,
+            self.data_config["interpolation"],
+            min_scale=self.min_scale,
+            do_flip=self.do_flip,
+            seed=self.seed if seed is None else seed,
+        )
+
+    def eval_transform(self, image_size: int | None = None):
+        cfg = self.data_config
+        return eval_transform(image_size or self.image_size, cfg["interpolation"], cfg["crop_pct"])
+
+    def loader(
+        self,
+        items: list[Item],
+        transform,
+        shuffle: bool = False,
+        seed: int | None = None,
+        item_seed: int | None = None,
+        drop_last: bool = False,
+    ) -> DataLoader:
+        """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
+        follow `seed` (default: the data seed), and each new epoch's workers draw fresh
+        seeds from the generator. `item_seed` instead fixes each item's augmentation.
+        Mid-epoch checkpoints resume the loader exactly (ReplayDataLoader)."""
+        dataset = ImageFileDataset(
+            items, transform, self.max_pixels, self.failure_counter(items), item_seed
+        )
+        return ReplayDataLoader(
+            dataset,
+            batch_size=self.batch_size,
+            shuffle=shuffle,
+            drop_last=drop_last,
+            num_workers=self.num_workers,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.persistent_workers,
+            worker_init_fn=seed_worker,
+            generator=torch.Generator().manual_seed(self.seed if seed is None else seed),
+        )
+
+    def train_dataloader(self, image_size: int | None = None) -> DataLoader:
+        # Like fastai, training drops the last incomplete batch: a batch of one image
+        # cannot go through the head's BatchNorm in training mode.
+        drop_last = len(self.train_items) > self.batch_size
+        transform = self.train_transform(image_size=image_size)
+        return self.loader(self.train_items, transform, shuffle=True, drop_last=drop_last)
+
+    def val_dataloader(self, image_size: int | None = None) -> DataLoader:
+        return self.loader(self.valid_items, self.eval_transform(image_size))
+
+    def test_dataloader(self, image_size: int | None = None) -> DataLoader:
+        return self.loader(self.test_items, self.eval_transform(image_size))
+
+    def predict_dataloader(self, image_size: int | None = None) -> DataLoader:
+        return self.test_dataloader(image_size)
+
+
+def checked_settings(verify: str, augment: str, max_pixels, valid_pct: float) -> int | None:
+    """One-line errors for data settings out of range; returns max_pixels as an int."""
+    if verify not in VERIFY_MODES:
+        raise UserError(f"unknown data.verify {verify!r}: choose one of {', '.join(VERIFY_MODES)}")
+    if augment not in PRESETS:
+        raise UserError(f"unknown data.augment {augment!r}: choose one of {', '.join(PRESETS)}")
+    if isinstance(max_pixels, float) and max_pixels.is_integer():
+        max_pixels = int(max_pixels)  # data.max_pixels=1e8 on the command line
+    if max_pixels is not None and not (
+        isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels > 0
+    ):
+        raise UserError(f"data.max_pixels must be a positive integer or null, got {max_pixels!r}")
+    if not 0.0 < valid_pct < 1.0:
+        raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
+    return max_pixels

@@ -1,0 +1,47 @@
+"""Scanning the dogscats layout into labelled items: class folders, the seeded validation
+split and the per-class cap (the course's sample/ folder)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+from imgclf.data.dataset import Item
+from imgclf.data.images import list_images
+
+
+def class_folders(split_dir: Path) -> dict[str, list[Path]]:
+    """class name -> its image files, for every non-hidden sub-folder of `split_dir`."""
+    folders = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+    return {folder.name: list_images(folder) for folder in folders}
+
+
+def stratified_split(labels: list[int], valid_pct: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices (train, valid): each class gives round(valid_pct * n) of its images (at least
+    one when it has two or more) to valid, chosen by a seeded shuffle."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, label in enumerate(labels):
+        by_class.setdefault(label, []).append(index)
+    train, valid = [], []
+    for label in sorted(by_class):
+        indices = by_class[label][:]
+        rng.shuffle(indices)
+        n_valid = round(valid_pct * len(indices))
+        if len(indices) > 1:
+            n_valid = min(max(n_valid, 1), len(indices) - 1)
+        valid += indices[:n_valid]
+        train += indices[n_valid:]
+    return sorted(train), sorted(valid)
+
+
+def cap_per_class(items: list[Item], per_class: int, seed: int) -> list[Item]:
+    """At most `per_class` items of each class, a seeded random choice, original order kept."""
+    rng = random.Random(seed)
+    by_class: dict[int, list[int]] = {}
+    for index, (_, label) in enumerate(items):
+        by_class.setdefault(label, []).append(index)
+    keep = set()
+    for indices in by_class.values():
+        keep.update(rng.sample(indices, min(per_class, len(indices))))
+    return [item for index, item in enumerate(items) if index in keep]

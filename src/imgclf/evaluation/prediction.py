@@ -1,0 +1,141 @@
+"""`predict(model, folder_or_paths)`: class probabilities for unlabelled images, with TTA
+and clipping, ready to write as a Kaggle submission. Images stream through the DataLoader;
+only the probabilities are kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+
+from imgclf.data import UNLABELLED, FolderDataModule
+from imgclf.data.images import list_images, unreadable_reason
+from imgclf.errors import UserError
+from imgclf.evaluation.clipping import best_eps, clip_probs, parse_eps
+from imgclf.evaluation.collect import prediction_trainer
+from imgclf.evaluation.submission import write_submission
+from imgclf.evaluation.tta import predict_with_tta
+
+
+def to_tensor(probs: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float64))
+
+
+def input_images(
+    folder, verify: str = "header", max_pixels: int | None = None
+) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The readable images under `folder` (recursively) and the skipped ones with reasons."""
+    if not folder:
+        raise UserError("no input folder given: add input=DIR (a folder of images)")
+    folder = Path(str(folder)).expanduser()
+    if not folder.is_dir():
+        raise UserError(f"input folder {folder} does not exist")
+    paths = list_images(folder)
+    if not paths:
+        raise UserError(f"no images in {folder} (extensions: jpg jpeg png bmp webp tif)")
+    readable, skipped = [], []
+    for path in paths:
+        reason = unreadable_reason(path, verify, max_pixels)
+        (readable.append(path) if reason is None else skipped.append((path, reason)))
+    if not readable:
+        raise UserError(f"none of the {len(paths)} images in {folder} can be read")
+    return readable, skipped
+
+
+@dataclass
+class Prediction:
+    """Probabilities of unlabelled images: `ids[i]` (file stem), `paths[i]` and `probs[i]`
+    (clipped when clip_eps is set), in input order; `skipped`: unreadable files, reasons."""
+
+    ids: list[str]
+    paths: list[Path]
+    probs: np.ndarray
+    classes: list[str]
+    clip_eps: float | None
+    tta: dict
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # Files that failed to decode when loaded: their rows are the uninformed 1/C.
+    decode_failed: list[Path] = field(default_factory=list)
+
+    def write_submission(self, out: str | Path) -> list[Path]:
+        """The Kaggle CSV (and for two classes `<out>_label.csv`); see `write_submission`."""
+        return write_submission(self.ids, self.probs, self.classes, Path(out).expanduser())
+
+
+def predict(
+    model,
+    source,
+    datamodule: FolderDataModule | None = None,
+    trainer: L.Trainer | None = None,
+    tta_n: int = 4,
+    tta_beta: float = 0.25,
+    clip="auto",
+    seed: int | None = None,
+    image_size: int | None = None,
+) -> Prediction:
+    """Class probabilities for unlabelled images, with TTA and clipping.
+
+    source: a folder (searched recursively; unreadable files skipped and listed) or a list
+    of image paths. datamodule: gives the transforms, batch size and workers, and with
+    `clip="auto"` the validation images on which eps is chosen (lowest log-loss on a grid);
+    default a FolderDataModule on the model's settings (then clip must be a number or
+    None). trainer: default a quiet one-device Trainer. TTA and image_size as in
+    `interpret`. Under DDP every rank must call this.
+    """
+    eps = parse_eps(clip)
+    paths, skipped = prediction_inputs(source, datamodule)
+    if datamodule is None:
+        if eps == "auto":
+            raise UserError(
+                "clip='auto' chooses eps on validation images: pass datamodule=, or clip=0.05"
+            )
+        datamodule = FolderDataModule(".", num_workers=0)
+    datamodule.set_data_config(model.data_config)
+    seed = datamodule.seed if seed is None else seed
+    trainer = trainer or prediction_trainer()
+    size = image_size or model.image_size or datamodule.image_size
+    tta = {"n": tta_n, "beta": tta_beta, "seed": seed}
+    if eps == "auto":
+        eps = validation_eps(trainer, model, datamodule, size, tta)
+    items = [(path, UNLABELLED) for path in paths]
+    result = predict_with_tta(trainer, model, datamodule, items, size, **tta)
+    probs = clip_probs(to_tensor(result.best), eps or 0.0).numpy()
+    # A file that failed to decode was replaced by another image inside the loader: its
+    # row would be that image's answer, so it gets the uninformed 1/C instead.
+    probs[failed := datamodule.decode_failed_rows(items)] = 1.0 / probs.shape[1]
+    return Prediction(
+        ids=[path.stem for path in paths],
+        paths=paths,
+        probs=probs,
+        classes=model.class_names,
+        clip_eps=eps,
+        tta=tta,
+        skipped=skipped,
+        decode_failed=[paths[i] for i in failed],
+    )
+
+
+def prediction_inputs(source, datamodule) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """(readable paths, skipped files with reasons) of a folder or a list of paths."""
+    if isinstance(source, (str, Path)):
+        if datamodule:
+            return input_images(source, datamodule.verify, datamodule.max_pixels)
+        return input_images(source)
+    paths = [Path(p) for p in source]
+    if not paths:
+        raise UserError("no images to predict")
+    return paths, []
+
+
+def validation_eps(trainer, model, datamodule, image_size: int, tta: dict) -> float:
+    """clip=auto: the eps with the lowest log-loss on the validation images."""
+    datamodule.setup("validate")
+    if not datamodule.valid_items:
+        raise UserError("clip=auto needs validation images; give data.root or a number, clip=0.05")
+    items = datamodule.valid_items
+    valid = predict_with_tta(trainer, model, datamodule, items, image_size, **tta)
+    labels = np.array([y for _, y in items], dtype=np.int64)
+    return best_eps(to_tensor(valid.best), to_tensor(labels).long())

@@ -1,0 +1,39 @@
+"""Kaggle-style submission files: `id` (the file stem) and one probability column per class,
+rows in natural id order; for two classes also the course's `id,label` file."""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+import numpy as np
+
+
+def natural_key(text: str) -> list:
+    """'img10' after 'img9': digit runs compare as numbers (Kaggle ids are often numbers)."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def write_submission(
+    ids: list[str], probs: np.ndarray, classes: list[str], out: Path
+) -> list[Path]:
+    """`out`: id + one probability column per class, rows in natural id order. Two classes:
+    also `<out stem>_label.csv` with `id,label` = p(second class). Returns the files written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["id", *classes])
+        for i in order:
+            writer.writerow([ids[i], *(f"{p:.6f}" for p in probs[i])])
+    written = [out]
+    if len(classes) == 2:
+        label_file = out.with_name(f"{out.stem}_label{out.suffix or '.csv'}")
+        with open(label_file, "w", newline="", encoding="utf-8") as f:
+            writer = csv.writer(f)
+            writer.writerow(["id", "label"])
+            for i in order:
+                writer.writerow([ids[i], f"{probs[i, 1]:.6f}"])
+        written.append(label_file)
+    return written

@@ -1,0 +1,199 @@
+"""ImageClassifier: a pretrained timm body plus the fastai head, as a LightningModule."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics import MeanMetric
+from torchmetrics.classification import MulticlassAccuracy
+
+from imgclf.model.backbone import create_body, data_config_for
+from imgclf.model.groups import apply_freeze, layer_groups, set_eval
+from imgclf.model.head import HEAD_FEATURES_INDEX, create_head
+from imgclf.model.optim import GroupedAdamW, layer_param_groups
+from imgclf.model.plan import StagePlan
+from imgclf.model.schedules import build_scheduler
+
+# What a model trains with when no recipe stage was set: everything, one cycle, 1e-3.
+DEFAULT_LR = 1e-3
+
+
+def pixel_stats(values: Sequence[float]) -> torch.Tensor:
+    """Per-channel mean or std on the 0..255 pixel scale, shaped to broadcast over NCHW."""
+    return torch.tensor([255.0 * float(v) for v in values]).view(1, 3, 1, 1)
+
+
+class ImageClassifier(L.LightningModule):
+    """timm body (`num_classes=0`, no pooling) + concat-pool head, trained with AdamW.
+
+    The parameters split into `n_groups` layer groups (early body, late body, head by
+    default). A recipe stage's plan (`set_stage`) decides which groups train, their learning
+    rates, the schedule and the input size; every stage is its own `Trainer.fit` call, so DDP wraps the
+    model afresh after each freeze change. Metrics follow the course: accuracy is the
+    share of images right (micro average), log-loss the mean per-image cross-entropy.
+    """
+
+    def __init__(
+        self,
+        num_classes: int,
+        backbone: str = "tf_efficientnet_lite0",
+        weights: str = "auto",
+        head_hidden: Sequence[int] = (512,),
+        head_dropout: Sequence[float] = (0.25, 0.5),
+        n_groups: int = 3,
+        weight_decay: float = 0.01,
+        class_names: Sequence[str] | None = None,
+        channels_last: bool = True,
+    ) -> None:
+        super().__init__()
+        # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
+        # even when Hydra passed ListConfigs.
+        head_hidden = [int(n) for n in head_hidden]
+        head_dropout = [float(p) for p in head_dropout]
+        class_names = [str(name) for name in class_names] if class_names is not None else None
+        self.save_hyperparameters()
+        self.body = create_body(backbone, weights)
+        self.head = create_head(self.body.num_features, num_classes, head_hidden, head_dropout)
+        self.data_config = data_config_for(self.body)
+        # Batches arrive as uint8 pixels and are normalised here, on the model's device.
+        # Not saved in checkpoints: they follow from the backbone's config.
+        self.register_buffer("pixel_mean", pixel_stats(self.data_config["mean"]), persistent=False)
+        self.register_buffer("pixel_std", pixel_stats(self.data_config["std"]), persistent=False)
+        self.groups = layer_groups(self.body, self.head, n_groups)
+        if channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
+            self.body.to(memory_format=torch.channels_last)
+        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
+        # Saved in checkpoints, so an epoch resumed in the middle reports the whole epoch.
+        self.train_acc.persistent(True)
+        self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.valid_logloss = MeanMetric()
+        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
+        self.test_logloss = MeanMetric()
+        self.plan = StagePlan(name="train", lrs=(DEFAULT_LR,) * len(self.groups))
+        self._held_in_eval: list[nn.Module] = []
+        # The input size the model last trained at (stages may resize); saved in checkpoints
+        # so evaluate, predict and export feed what the model knows.
+        self.image_size: int | None = None
+
+    # -- stages --------------------------------------------------------------------------
+    @property
+    def group_names(self) -> list[str]:
+        return [group.name for group in self.groups]
+
+    @property
+    def class_names(self) -> list[str]:
+        """The class names it was trained on, or "0", "1", ... when none were given."""
+        names = self.hparams.class_names
+        return list(names) if names else [str(i) for i in range(self.hparams.num_classes)]
+
+    def set_stage(self, plan: StagePlan) -> None:
+        """Freeze/unfreeze for a stage and keep its LRs, schedule and input size."""
+        if len(plan.lrs) != len(self.groups):
+            raise ValueError(f"{len(plan.lrs)} learning rates for {len(self.groups)} layer groups")
+        self.plan = plan
+        # A precompute stage never runs the body: hold it entirely, statistics included.
+        train_bn = plan.train_bn and not plan.on_features
+        self._held_in_eval = apply_freeze(self, self.groups, plan.freeze_to, train_bn)
+        if plan.image_size is not None:
+            self.image_size = int(plan.image_size)
+        if self.training:
+            set_eval(self._held_in_eval)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode:  # Lightning switches to train mode every epoch: keep frozen norms frozen
+            set_eval(self._held_in_eval)
+        return self
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["imgclf"] = {"image_size": self.image_size, "stage": self.plan.name}
+
+    def on_load_checkpoint(self, checkpoint: dict) -> None:
+        self.image_size = (checkpoint.get("imgclf") or {}).get("image_size")
+
+    # -- forward and steps ---------------------------------------------------------------
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 pixels (what the data pipelines deliver) -> the backbone's normalised floats.
+        Float input is taken as normalised already (synthetic or hand-made batches)."""
+        if images.dtype != torch.uint8:
+            return images
+        return (images.float() - self.pixel_mean) / self.pixel_std
+
+    def run_body(self, images: torch.Tensor) -> torch.Tensor:
+        images = self.normalize(images)
+        if self.hparams.get("channels_last"):
+            images = images.contiguous(memory_format=torch.channels_last)
+        return self.body(images)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.run_body(x))
+
+    def head_on_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Logits from pooled body features (what the precompute cache stores)."""
+        return self.head[HEAD_FEATURES_INDEX:](features)
+
+    def pooled_features(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head[:HEAD_FEATURES_INDEX](self.run_body(images))
+
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        return self.head_on_features(inputs) if self.plan.on_features else self(inputs)
+
+    def training_step(self, batch, batch_idx: int) -> torch.Tensor:
+        inputs, labels = batch
+        logits = self.logits(inputs)
+        loss = F.cross_entropy(logits, labels)
+        self.train_acc(logits, labels)
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
+        return loss
+
+    def validation_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Logs accuracy and log-loss; returns the probabilities (for CollectPredictions)."""
+        inputs, labels = batch
+        logits = self.logits(inputs)
+        self.valid_acc(logits, labels)
+        self.valid_logloss(F.cross_entropy(logits, labels, reduction="none"))
+        self.log("valid/acc", self.valid_acc, prog_bar=True)
+        self.log("valid/logloss", self.valid_logloss, prog_bar=True)
+        return logits.detach().softmax(dim=1)
+
+    def test_step(self, batch, batch_idx: int) -> torch.Tensor:
+        """Probabilities of a test batch; accuracy and log-loss too when it is labelled."""
+        inputs, labels = batch
+        logits = self.logits(inputs)
+        if bool((labels >= 0).all()):
+            self.test_acc(logits, labels)
+            self.test_logloss(F.cross_entropy(logits, labels, reduction="none"))
+            self.log("test/acc", self.test_acc)
+            self.log("test/logloss", self.test_logloss)
+        return logits.detach().softmax(dim=1)
+
+    def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
+        images, _ = batch
+        return self(images).softmax(dim=1)
+
+    # -- optimizer and schedule ----------------------------------------------------------
+    def build_optimizer(self, lrs: Sequence[float]) -> GroupedAdamW:
+        """AdamW with one named param group per layer group at the given learning rates."""
+        groups = [(g.name, [name for name, _ in g.params]) for g in self.groups]
+        return GroupedAdamW(
+            layer_param_groups(self, groups, lrs), weight_decay=self.hparams.weight_decay
+        )
+
+    def configure_optimizers(self):
+        optimizer = self.build_optimizer(self.plan.lrs)
+        if self.plan.schedule.kind == "constant":
+            return optimizer
+        # Steps of this stage only: each stage is its own fit with its own schedule.
+        steps_per_epoch = max(
+            1, round(self.trainer.estimated_stepping_batches / self.trainer.max_epochs)
+        )
+        scheduler = build_scheduler(optimizer, self.plan.schedule.factor(steps_per_epoch))
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

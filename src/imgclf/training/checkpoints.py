@@ -1,0 +1,125 @@
+"""Checkpoints: where a run's are found, how they are written (atomically) and read
+(safely: tensors and plain Python types only, never pickled code).
+
+Lookup: a run directory's `checkpoints/best.ckpt`, else its `last.ckpt`.
+
+Writing: a kill while saving never leaves a broken checkpoint behind. The checkpoint is
+written to a temporary file next to its target, flushed to disk (fsync), then renamed over
+the target with `os.replace`, which is atomic on POSIX file systems; the folder is synced
+too so the rename itself survives a crash. Readers see either the old file or the new one,
+never half of one. A kill mid-write leaves only a `.<name>.tmp-<pid>` file, which nothing
+loads and the next save of that process replaces.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pickle
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+from imgclf.errors import UserError
+
+CHECKPOINTS = "checkpoints"
+BEST, LAST = "best.ckpt", "last.ckpt"
+
+
+def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) -> Path:
+    """A checkpoint file as given, or a run directory's first of `prefer` (best, then last)."""
+    if not path:
+        raise UserError("no checkpoint given: add ckpt=PATH (a .ckpt file or a run directory)")
+    path = Path(str(path)).expanduser()
+    if path.is_dir():
+        for name in prefer:
+            if (path / CHECKPOINTS / name).is_file():
+                return path / CHECKPOINTS / name
+        wanted = " or ".join(f"{CHECKPOINTS}/{name}" for name in prefer)
+        raise UserError(f"no {wanted} in {path}")
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    return path
+
+
+def atomic_torch_save(obj: Any, path: str | Path) -> Path:
+    """`torch.save(obj, path)`, atomically (see the module doc)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        with open(tmp, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
+        folder = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(folder)
+        finally:
+            os.close(folder)
+    return path
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Lightning's torch checkpoint IO, writing every local file with `atomic_torch_save`."""
+
+    def save_checkpoint(self, checkpoint: dict, path, storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):
+            return super().save_checkpoint(checkpoint, path, storage_options)
+        atomic_torch_save(checkpoint, path)
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """A Lightning checkpoint as a dict, loaded with `weights_only=True`.
+
+    A file that needs arbitrary unpickling (possibly code planted by whoever made it) is
+    refused with a one-line error; nothing in it runs.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise UserError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise UserError(
+            f"refusing to load {path}: it holds pickled objects other than tensors and plain "
+            f"data, which could run code ({first[:160]}); only load checkpoints you trust "
+            "and re-save them as plain state dicts"
+        ) from None
+    except (RuntimeError, EOFError, OSError) as err:
+        raise UserError(
+            f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}"
+        ) from None
+
+
+def load_classifier(path: str | Path):
+    """The ImageClassifier stored in a checkpoint, in eval mode, on the CPU.
+
+    The architecture comes from the saved hyperparameters; the pretrained weights are not
+    fetched again (the checkpoint holds every tensor).
+    """
+    from imgclf.model.classifier import ImageClassifier
+
+    checkpoint = read_checkpoint(path)
+    hparams = dict(checkpoint.get("hyper_parameters") or {})
+    if "num_classes" not in hparams or "state_dict" not in checkpoint:
+        raise UserError(f"{path} is not an imgclf ImageClassifier checkpoint")
+    hparams["weights"] = "none"
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*random initialisation.*")
+        model = ImageClassifier(**hparams)
+    model.load_state_dict(checkpoint["state_dict"])
+    model.on_load_checkpoint(checkpoint)
+    # Keep what the user trained with, not the "none" used to build the empty shell.
+    model.hparams.weights = checkpoint["hyper_parameters"].get("weights", "auto")
+    return model.eval()

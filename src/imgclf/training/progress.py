@@ -1,0 +1,69 @@
+"""RecipeProgress: where a recipe run stands, kept in every checkpoint for `resume=`.
+
+The stage runner tells it when a stage starts (its 1-based index, learning rates and the
+summary record begun for it) and when it ends; after every validation it keeps the epoch's
+metrics. Lightning saves its `state_dict` in each checkpoint, so a resumed run knows which
+stages are done, the running stage's learning rates (its LR finder is not run again) and
+the whole metrics history.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import lightning as L
+
+from imgclf.errors import required_callback
+
+
+class RecipeProgress(L.Callback):
+    def __init__(self) -> None:
+        self.stage_index = 0  # 1-based index of the running stage; 0 before the first
+        self.stage_lrs: list[float] | None = None
+        self.records: list[dict] = []  # one summary record per stage begun
+        self.history: list[dict[str, float]] = []  # every validation's valid/* metrics
+
+    @staticmethod
+    def of(trainer: L.Trainer) -> RecipeProgress:
+        """The Trainer's RecipeProgress, or a one-line error naming it."""
+        return required_callback(trainer, RecipeProgress, "fitting a recipe")
+
+    def start_stage(self, index: int, lrs: list[float], record: dict, done: list[dict]) -> None:
+        """Stage `index` begins with `lrs`; `done` are the records of the stages before it."""
+        self.stage_index = index
+        self.stage_lrs = [float(lr) for lr in lrs]
+        self.records = [*done, record]
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        return self.history[-1] if self.history else {}
+
+    def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking:
+            return
+        record = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        for name, value in trainer.callback_metrics.items():
+            if name.startswith("valid/"):
+                record[name] = float(value)
+        self.history.append(record)
+
+    def state_dict(self) -> dict:
+        return {
+            "stage_index": self.stage_index,
+            "stage_lrs": self.stage_lrs,
+            "records": copy.deepcopy(self.records),
+            "history": self.history,
+        }
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        self.stage_index = int(state_dict.get("stage_index", 0))
+        self.stage_lrs = state_dict.get("stage_lrs")
+        self.records = list(state_dict.get("records", []))
+        self.history = list(state_dict.get("history", []))
+
+
+def best_record(history: list[dict[str, float]], monitor: str = "valid/acc") -> dict[str, float]:
+    """The validation record with the highest `monitor` (the first one on ties); {} if none."""
+    scored = [h for h in history if monitor in h and not math.isnan(h[monitor])]
+    return max(scored, key=lambda h: h[monitor]) if scored else {}

@@ -1,0 +1,87 @@
+"""Resuming a killed run: `imgclf train resume=RUN_DIR|CHECKPOINT [overrides]`.
+
+`resume=RUN_DIR` takes RUN_DIR/checkpoints/last.ckpt. A checkpoint inside a run directory
+(`<run>/checkpoints/*.ckpt`) continues that run in place: the same directory, the run's own
+overrides (from `<run>/.hydra/overrides.yaml`, the ones given now win), checkpoints, summary
+and CSV/TensorBoard logs. A checkpoint anywhere else starts a new run directory.
+
+The checkpoint says where the recipe stood (the state of the RecipeProgress callback): the
+running stage, its learning rates (so its LR finder is not run again) and the summary
+records of the stages before it, which are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from imgclf.errors import UserError
+from imgclf.training.checkpoints import LAST, find_checkpoint, read_checkpoint
+from imgclf.training.progress import RecipeProgress
+
+
+@dataclass
+class ResumePoint:
+    checkpoint: Path
+    stage_index: int  # 1-based: the stage that was running
+    stage_lrs: list[float] | None
+    records: list[dict] = field(default_factory=list)  # one per stage begun, the last one running
+
+
+def resume_checkpoint(path: str | Path) -> Path:
+    """The checkpoint to resume from: the file itself, or RUN_DIR/checkpoints/last.ckpt."""
+    try:
+        return find_checkpoint(Path(str(path)).expanduser().absolute(), prefer=(LAST,))
+    except UserError as err:
+        raise UserError(f"resume: {err}") from None
+
+
+def run_dir_of(checkpoint: Path) -> Path | None:
+    """The run directory a checkpoint belongs to (`<run>/checkpoints/x.ckpt`), else None."""
+    folder = checkpoint.parent
+    if folder.name == "checkpoints" and (folder.parent / "config.yaml").is_file():
+        return folder.parent
+    return None
+
+
+def override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def resume_argv(argv: list[str]) -> list[str]:
+    """`imgclf train` overrides with `resume=...` expanded: the run's saved overrides first
+    (the ones given now replace them key by key), and the run directory as Hydra's output."""
+    values = [o.split("=", 1)[1] for o in argv if "=" in o and override_key(o) == "resume"]
+    if not values or values[-1] in ("", "null", "None"):
+        return argv
+    checkpoint = resume_checkpoint(values[-1])
+    run_dir = run_dir_of(checkpoint)
+    if run_dir is None:
+        return argv
+    saved_file = run_dir / ".hydra" / "overrides.yaml"
+    saved = yaml.safe_load(saved_file.read_text()) if saved_file.is_file() else []
+    given = {override_key(o) for o in argv}
+    merged = [o for o in saved or [] if override_key(o) not in given] + list(argv)
+    if "hydra.run.dir" not in given:
+        merged.append(f'hydra.run.dir="{run_dir}"')
+    return merged
+
+
+def load_resume_point(path: str | Path) -> ResumePoint:
+    """Read where a run stood from its checkpoint (weights-only load)."""
+    checkpoint = resume_checkpoint(path)
+    state = read_checkpoint(checkpoint)
+    progress = (state.get("callbacks") or {}).get(RecipeProgress.__qualname__) or {}
+    if "loops" not in state or not progress.get("stage_index"):
+        raise UserError(
+            f"resume: {checkpoint} is not a training checkpoint of an imgclf recipe "
+            "(no loop state or no stage index)"
+        )
+    return ResumePoint(
+        checkpoint=checkpoint,
+        stage_index=int(progress["stage_index"]),
+        stage_lrs=progress.get("stage_lrs"),
+        records=list(progress.get("records") or []),
+    )

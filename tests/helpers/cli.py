@@ -1,0 +1,40 @@
+"""Running `imgclf` as a user does, in a subprocess, and reading what it printed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """`imgclf <args>` in a subprocess, offline, as a user runs it."""
+    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    return subprocess.run(
+        [sys.executable, "-m", "imgclf.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
+def run_dir_of(result: subprocess.CompletedProcess) -> Path:
+    """The run directory: the last line a successful command prints."""
+    return Path(result.stdout.strip().splitlines()[-1])
+
+
+def small_run_overrides(root: Path, workdir: Path, batch_size: int = 4) -> list[str]:
+    """Hydra overrides for a quick run on a generated folder: 32 px, no workers, and logs
+    and feature caches kept under `workdir`."""
+    return [
+        "data=folder",
+        f"data.root={root}",
+        "data.image_size=32",
+        f"data.batch_size={batch_size}",
+        "data.num_workers=0",
+        f"paths.log_dir={workdir / 'logs'}",
+        f"paths.cache_dir={workdir / 'cache'}",
+    ]
