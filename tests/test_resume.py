@@ -14,7 +14,7 @@ from helpers.cli import run_cli, small_run_overrides
 from helpers.folders import make_image_folder
 
 from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
-from imgclf.training.resume import find_checkpoint, resume_argv
+from imgclf.training.resume import resume_argv, resume_checkpoint
 
 # Two stages: the head on precomputed features (2 augmented views), then everything unfrozen
 # with its LR from the finder and SGDR. 10 training images in batches of 2: 5 steps an epoch.
@@ -35,9 +35,8 @@ def overrides(root: Path, workdir: Path, log_dir: str) -> list[str]:
         "logger=csv",
         "seed=7",
         "trainer.deterministic=true",
-        "callbacks.step_checkpoint.every_n_train_steps=2",
-        "~callbacks.rich_progress_bar",
-        "~callbacks.model_summary",
+        "callbacks.default.step_checkpoint_every=2",
+        "callbacks.default.console=false",
         "+trainer.enable_progress_bar=false",
     ]
 
@@ -156,7 +155,7 @@ def test_a_kill_while_saving_leaves_the_last_checkpoint_whole(tmp_path):
     assert last.read_bytes() == before
     torch.testing.assert_close(read_checkpoint(last)["state_dict"]["w"], torch.ones(1000))
     # resume= on the run directory picks last.ckpt, never the temporary file.
-    assert find_checkpoint(tmp_path) == last
+    assert resume_checkpoint(tmp_path) == last
 
 
 def test_a_failed_save_removes_its_temporary_file_and_keeps_the_old_checkpoint(tmp_path):
