@@ -39,7 +39,7 @@ class TrainSteps:
 
     def __init__(self, model: ImageClassifier, images, labels, bf16: bool = False) -> None:
         self.model, self.images, self.labels, self.bf16 = model, images, labels, bf16
-        self.optimizer = model.build_optimizer(model.stage_lrs)
+        self.optimizer = model.build_optimizer(model.plan.lrs)
         started = time.perf_counter()
         self.step()
         self.first_step_seconds = time.perf_counter() - started

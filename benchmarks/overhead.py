@@ -54,9 +54,9 @@ def project_trainer(workdir: Path, extra_callbacks: list, **overrides) -> L.Trai
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
         cfg = compose("train", overrides=["logger=csv", f"paths.output_dir={workdir}"])
     callbacks = [
-        instantiate(entry)
-        for name, entry in cfg.callbacks.items()
-        if entry and "_target_" in entry and name != "model_checkpoint"
+        callback
+        for callback in instantiate_dict(cfg.callbacks)
+        if not isinstance(callback, L.pytorch.callbacks.ModelCheckpoint)
     ]
     loggers = instantiate_dict(cfg.logger)
     return instantiate(
@@ -78,7 +78,7 @@ def synthetic_loader(steps: int, batch_size: int, image_size: int, classes: int)
 def bare_train(model: ImageClassifier, loader: DataLoader, warmup: int) -> float:
     apply_stage(model, STAGE)
     model.train()
-    optimizer = model.build_optimizer(model.stage_lrs)
+    optimizer = model.build_optimizer(model.plan.lrs)
     clock = Clock(warmup)
     for images, labels in loader:
         loss = F.cross_entropy(model(images), labels)

@@ -30,7 +30,7 @@ def train_epoch(model: ImageClassifier, stage: Stage, loader) -> float:
     """Images per second of one training epoch over `loader` in `stage`."""
     apply_stage(model, stage)
     model.train()
-    optimizer = model.build_optimizer(model.stage_lrs)
+    optimizer = model.build_optimizer(model.plan.lrs)
     started = time.perf_counter()
     images = 0
     for inputs, labels in loader:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli import run_cli
+from helpers.cli import run_cli, run_dir_of
 from helpers.folders import make_image_folder
 from helpers.models import small_datamodule_and_model
 
@@ -156,9 +156,7 @@ def test_the_evaluate_command_reports_what_interpret_computes(trained, tmp_path)
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    metrics = json.loads(
-        (Path(result.stdout.strip().splitlines()[-1]) / "metrics.json").read_text()
-    )
+    metrics = json.loads((run_dir_of(result) / "metrics.json").read_text())
     from imgclf import load_classifier
 
     analysis = interpret(load_classifier(checkpoint), datamodule, tta_n=2, k=3, seed=7)

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import MessyFolder, make_image_folder, make_messy_folder
 
 from imgclf.data import FolderDataModule
@@ -55,7 +55,7 @@ def messy_run(messy, tmp_path_factory) -> tuple[subprocess.CompletedProcess, Pat
     workdir = tmp_path_factory.mktemp("messy_run")
     result = run_on_messy_folder("train", messy, workdir, *TRAIN_ARGS)
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     return result, run_dir, json.loads((run_dir / "summary.json").read_text())
 
 
@@ -134,9 +134,7 @@ def test_evaluate_and_predict_run_to_the_end_on_the_messy_folder(messy, messy_ru
     checkpoint = f"ckpt={run_dir / 'checkpoints' / 'best.ckpt'}"
     result = run_on_messy_folder("evaluate", messy, tmp_path, checkpoint, "logger=csv", "tta.n=1")
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads(
-        (Path(result.stdout.strip().splitlines()[-1]) / "metrics.json").read_text()
-    )
+    metrics = json.loads((run_dir_of(result) / "metrics.json").read_text())
     usable = [*messy.usable, *messy.corrupt]
     assert metrics["images"] == len(messy.in_split(usable, "valid"))
     assert sorted(metrics["decode_failed"]) == sorted(
@@ -157,7 +155,7 @@ def test_evaluate_and_predict_run_to_the_end_on_the_messy_folder(messy, messy_ru
         "clip=0.05",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    record = json.loads((Path(result.stdout.strip().splitlines()[-1]) / "predict.json").read_text())
+    record = json.loads((run_dir_of(result) / "predict.json").read_text())
     expected = messy.in_split(usable, "test")
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))[1:]

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 
 DDP = ("trainer=ddp_cpu",)
@@ -32,7 +32,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
     assert sorted(stage for stage, _ in found) == ["finetune", "finetune", "head", "head"]
     agreed = dict(found)
     assert all(agreed[stage] == lr for stage, lr in found)
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [s["name"] for s in summary["stages"]] == ["head", "finetune"]
     assert summary["epochs"] == 9
@@ -64,7 +64,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
             cwd=tmp_path,
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        eval_dir = Path(result.stdout.strip().splitlines()[-1])
+        eval_dir = run_dir_of(result)
         with open(eval_dir / "predictions.csv") as f:
             rows = list(csv.DictReader(f))
         evaluations[name] = json.loads((eval_dir / "metrics.json").read_text()), rows

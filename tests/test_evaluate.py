@@ -11,7 +11,7 @@ import lightning as L
 import numpy as np
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 from helpers.models import small_datamodule_and_model
 
@@ -130,7 +130,7 @@ def test_evaluate_command_writes_metrics_views_and_confusion(trained, tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["images"] == len(datamodule.valid_items) == 10
     assert metrics["tta_settings"] == {"n": 2, "beta": 0.25}
@@ -180,7 +180,7 @@ def test_predict_command_writes_a_kaggle_submission(trained, tmp_path):
     # clip=auto chooses eps on the validation set and records it.
     result = run_cli("predict", *common, f"input={root / 'test'}", "tta.n=0", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
-    record = json.loads((Path(result.stdout.strip().splitlines()[-1]) / "predict.json").read_text())
+    record = json.loads((run_dir_of(result) / "predict.json").read_text())
     assert record["clip_eps"] in EPS_GRID and record["images"] == 5
     assert len(read_csv(Path(record["files"][0]))) == 6
 

@@ -89,6 +89,15 @@ def test_precompute_stage_feeds_features_to_the_head(model):
     assert not model.plan.on_features and all(p.requires_grad for p in model.parameters())
 
 
+def test_a_new_stage_releases_the_norms_the_last_one_held(model):
+    model.train()
+    apply_stage(model, Stage(name="head", freeze_to=-1, lr=1e-3, precompute=True))
+    body_norms = [m for m in model.body.modules() if isinstance(m, nn.BatchNorm2d)]
+    assert body_norms and not any(m.training for m in body_norms)  # held: statistics frozen
+    apply_stage(model, Stage(name="all", freeze_to=0, lr=1e-3))
+    assert all(m.training for m in body_norms)
+
+
 def test_data_config_comes_from_the_backbone(model):
     assert model.data_config["mean"] == (0.5, 0.5, 0.5)
     assert model.data_config["std"] == (0.5, 0.5, 0.5)

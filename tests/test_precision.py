@@ -3,10 +3,9 @@
 import json
 import math
 import warnings
-from pathlib import Path
 
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 
 from imgclf.model import ImageClassifier
@@ -43,9 +42,7 @@ def test_bf16_mixed_precision_on_cpu_runs_the_recipe_with_precompute(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Using bfloat16 Automatic Mixed Precision" in result.stdout + result.stderr
-    summary = json.loads(
-        (Path(result.stdout.strip().splitlines()[-1]) / "summary.json").read_text()
-    )
+    summary = json.loads((run_dir_of(result) / "summary.json").read_text())
     assert [s["name"] for s in summary["stages"]] == ["head", "all"]
     assert summary["stages"][0]["precompute"]["reused"] is False
     assert all(math.isfinite(h["valid/logloss"]) for h in summary["history"])

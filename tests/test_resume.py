@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 
 from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
@@ -43,7 +43,7 @@ def overrides(root: Path, workdir: Path, log_dir: str) -> list[str]:
 
 def last_line(result: subprocess.CompletedProcess) -> Path:
     assert result.returncode == 0, result.stderr[-3000:]
-    return Path(result.stdout.strip().splitlines()[-1])
+    return run_dir_of(result)
 
 
 def kill_in_second_stage(args: list[str], cwd: Path, run_root: Path) -> Path:

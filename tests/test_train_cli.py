@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 from helpers.wandb_log import read_wandb_offline_run
 
@@ -33,14 +33,14 @@ def trained_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
 
 def test_last_line_is_the_run_directory(trained_run):
     result, tmp = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     assert run_dir.is_dir()
     assert run_dir.parent == tmp / "logs" / "train"
 
 
 def test_run_directory_holds_checkpoints_config_summary_and_logs(trained_run):
     result, _ = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     assert (run_dir / "checkpoints" / "best.ckpt").is_file()
     assert (run_dir / "checkpoints" / "last.ckpt").is_file()
     config = (run_dir / "config.yaml").read_text()
@@ -57,7 +57,7 @@ def test_run_directory_holds_checkpoints_config_summary_and_logs(trained_run):
 
 def test_summary_json_reports_the_run(trained_run):
     result, _ = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["backbone"] == "tf_efficientnet_lite0"
     assert summary["image_size"] == 32
@@ -101,7 +101,7 @@ def test_missing_data_root_is_a_one_line_error(tmp_path):
 
 def test_stages_are_recorded_with_their_lr_finder_and_checkpoints(trained_run):
     result, _ = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     stages = json.loads((run_dir / "summary.json").read_text())["stages"]
     assert [s["name"] for s in stages] == ["head", "finetune"]
     assert [s["epochs"] for s in stages] == [2, 7]
@@ -117,7 +117,7 @@ def test_stages_are_recorded_with_their_lr_finder_and_checkpoints(trained_run):
 
 def test_one_logger_run_with_a_continuous_step_and_per_group_lrs(trained_run):
     result, _ = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     assert len(list((run_dir / "wandb").glob("offline-run-*"))) == 1
     with open(run_dir / "csv" / "metrics.csv") as handle:
         rows = list(csv.DictReader(handle))
@@ -144,7 +144,7 @@ def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     assert run_dir.parent == tmp_path / "logs" / "lr_find"
     summary = json.loads((run_dir / "summary.json").read_text())
     found = summary["lr_find"]
@@ -166,9 +166,7 @@ def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads(
-        (Path(result.stdout.strip().splitlines()[-1]) / "summary.json").read_text()
-    )
+    summary = json.loads((run_dir_of(result) / "summary.json").read_text())
     frozen, unfrozen = summary["stages"]
     assert (frozen["name"], frozen["epochs"], unfrozen["epochs"]) == ("frozen", 1, 1)
     assert set(frozen["lr"].values()) == {2e-3}
@@ -179,7 +177,7 @@ def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
 
 def test_the_wandb_run_holds_config_metrics_plots_tables_summary_and_model(trained_run):
     result, _ = trained_run
-    run_dir = Path(result.stdout.strip().splitlines()[-1])
+    run_dir = run_dir_of(result)
     (offline_run,) = (run_dir / "wandb").glob("offline-run-*")
     run = read_wandb_offline_run(offline_run)
     # The full resolved config, and the model's hyperparameters.

@@ -24,7 +24,7 @@ from imgclf.errors import TrainingInterrupted
 from imgclf.training.checkpoints import read_checkpoint
 
 
-def run_dir_of(workdir: Path) -> Path:
+def only_run_dir(workdir: Path) -> Path:
     (run_dir,) = (workdir / "logs" / "train").iterdir()
     return run_dir
 
@@ -59,12 +59,12 @@ def test_a_nan_loss_stops_the_stage_and_keeps_the_last_good_checkpoint(tmp_path)
     assert "at global step 4 (learning rates: body_early " in last_line  # 3 steps per epoch
     assert "try a lower learning rate" in last_line
 
-    last = run_dir_of(tmp_path) / "checkpoints" / "last.ckpt"
+    last = only_run_dir(tmp_path) / "checkpoints" / "last.ckpt"
     assert f"the last good checkpoint is {last}" in last_line
     checkpoint = read_checkpoint(last)  # weights_only=True
     assert checkpoint["epoch"] == 0 and checkpoint["global_step"] == 3
     assert all(torch.isfinite(t).all() for t in checkpoint["state_dict"].values())
-    assert not (run_dir_of(tmp_path) / "summary.json").exists()
+    assert not (only_run_dir(tmp_path) / "summary.json").exists()
 
 
 def test_resume_command_repeats_the_overrides_and_replaces_resume():
@@ -107,7 +107,7 @@ def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path):
 
     assert process.returncode == 130, stderr[-3000:]
     assert "Traceback" not in stderr
-    saved = run_dir_of(tmp_path) / "checkpoints" / "interrupted.ckpt"
+    saved = only_run_dir(tmp_path) / "checkpoints" / "interrupted.ckpt"
     checkpoint = read_checkpoint(saved)  # weights_only=True
     assert checkpoint["epoch"] >= 1  # the first epoch had finished
     assert checkpoint["state_dict"]["head.8.weight"].shape == (2, 512)
@@ -132,7 +132,7 @@ def test_the_wandb_api_key_reaches_no_file_and_no_output(tmp_path):
     finally:
         del os.environ["WANDB_API_KEY"]
     assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = run_dir_of(tmp_path)
+    run_dir = only_run_dir(tmp_path)
     files = [p for p in run_dir.rglob("*") if p.is_file()]
     wandb_files = [p for p in files if "wandb" in p.parts]
     assert (run_dir / "config.yaml") in files and len(wandb_files) >= 3  # run, logs, metadata

@@ -100,8 +100,8 @@ class ImageClassifier(L.LightningModule):
         self._held_in_eval = apply_freeze(self, self.groups, plan.freeze_to, train_bn)
         if plan.image_size is not None:
             self.image_size = int(plan.image_size)
-        if self.training:
-            set_eval(self._held_in_eval)
+        if self.training:  # release norms the last stage held, hold this stage's
+            self.train(True)
 
     def train(self, mode: bool = True):
         super().train(mode)
