@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from imgclf.errors import UserError
+from imgclf.gpu_augment import check_decode, device_train_loader
 from imgclf.images import (
     DEFAULT_MAX_PIXELS,
     VERIFY_MODES,
@@ -176,6 +177,7 @@ class FolderDataModule(L.LightningDataModule):
         verify: str = "header",
         test_folder: str = "test",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        decode: str = "cpu",
     ) -> None:
         super().__init__()
         if verify not in VERIFY_MODES:
@@ -209,6 +211,9 @@ class FolderDataModule(L.LightningDataModule):
         self.verify = verify
         self.test_folder = test_folder
         self.max_pixels = max_pixels
+        # Where the train images are decoded and augmented: cpu (the workers) or gpu (the
+        # model's device, imgclf.gpu_augment). Validation and test always use the CPU.
+        self.decode = check_decode(decode)
         self.data_config = {
             "input_size": 224,
             "mean": (0.5, 0.5, 0.5),
@@ -404,6 +409,8 @@ class FolderDataModule(L.LightningDataModule):
         # Like fastai, training drops the last incomplete batch: a batch of one image
         # cannot go through the head's BatchNorm in training mode.
         drop_last = len(self.train_items) > self.batch_size
+        if self.decode == "gpu":
+            return device_train_loader(self, drop_last)
         return self.loader(
             self.train_items, self.train_transform(), shuffle=True, drop_last=drop_last
         )
