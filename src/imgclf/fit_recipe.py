@@ -77,11 +77,13 @@ def stage_loaders(
     """`trainer.fit` data arguments for a stage: the image data module, or cached features."""
     if not stage.precompute:
         return {"datamodule": datamodule}
+    started = time.perf_counter()
     features = precompute_features(
         model, datamodule, stage.precompute_aug, cache_dir, device=trainer.strategy.root_device
     )
     train, valid = feature_loaders(features, datamodule.batch_size, datamodule.seed + seed_offset)
     record["precompute"] = {"cache": str(features.directory), "reused": features.reused}
+    record["precompute"]["seconds"] = round(time.perf_counter() - started, 2)
     return {"train_dataloaders": train, "val_dataloaders": valid}
 
 
@@ -144,9 +146,11 @@ def fit_recipe(
         )
         if stage.lr == "auto" and not known_lrs:
             loader = loaders.get("train_dataloaders") or datamodule.train_dataloader()
+            finder_started = time.perf_counter()
             record["lr_find"] = find_stage_lr(
                 trainer, model, loader, stage, run_dir, lr_find_cfg or {}
             )
+            record["lr_find"]["seconds"] = round(time.perf_counter() - finder_started, 2)
         lrs = model.stage_lrs
 
         # Epochs count on across stages: this stage ends after all epochs up to it.
