@@ -716,8 +716,16 @@ def smoke_item(args, workdir: Path) -> dict:
             ],
             workdir,
         )
-        size_bytes = onnx.stat().st_size if onnx.exists() else 0
-        record("export_onnx", export, bytes=size_bytes, sane=size_bytes > 1_000_000)
+        # The weights may sit in a side file next to the graph (`<name>.onnx.data`).
+        files = [path for path in (onnx, onnx.with_name(onnx.name + ".data")) if path.exists()]
+        size_bytes = sum(path.stat().st_size for path in files)
+        record(
+            "export_onnx",
+            export,
+            bytes=size_bytes,
+            files=[path.name for path in files],
+            sane=size_bytes > 1_000_000,
+        )
     killed_args = [
         *base,
         *device,
