@@ -20,8 +20,8 @@ compile   training steps with `model.body.compile()` / without, after compiling 
 recipe    `imgclf train experiment=dogscats` (lesson-1 recipe, trainer=gpu) on a generated
           folder of 25,000 JPEGs: wall time of the run and of each stage, precompute and LR
           finders included, and the accuracy.
-smoke     every command on the device: train (trainer=gpu, and trainer=ddp with devices=1),
-          lr-find, evaluate with TTA, predict, export, and a killed run resumed; each must
+smoke     every command on the device: train (trainer=gpu, trainer=ddp with devices=1, and
+          data.decode=gpu), lr-find, evaluate with TTA, predict, export, and a killed run resumed; each must
           exit 0 with sane numbers.
 """
 
@@ -665,6 +665,11 @@ def smoke_item(args, workdir: Path) -> dict:
         workdir,
     )
     record("train_ddp_1_device", ddp, **sane_train(last_line(ddp)))
+    decode_gpu = run_command(
+        ["train", *base, *device, "data.decode=gpu", f"paths.log_dir={logs / 'decode-gpu'}"],
+        workdir,
+    )
+    record("train_decode_gpu", decode_gpu, **sane_train(last_line(decode_gpu)))
     finder = run_command(
         ["lr-find", *base, *device, "lr_find.stage=finetune", f"paths.log_dir={logs / 'lr'}"],
         workdir,
@@ -861,6 +866,7 @@ def markdown_report(results: dict) -> str:
     names = (
         "train",
         "train_ddp_1_device",
+        "train_decode_gpu",
         "lr_find",
         "evaluate_tta",
         "predict",

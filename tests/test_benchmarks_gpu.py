@@ -48,6 +48,7 @@ def test_gpu_benchmark_dry_run_on_the_cpu(tmp_path):
     assert set(smoke) == {
         "train",
         "train_ddp_1_device",
+        "train_decode_gpu",
         "lr_find",
         "evaluate_tta",
         "predict",
