@@ -1,8 +1,8 @@
 """CPU contention: training images/s with and without a competing busy process, for
 combinations of torch intra-op threads and DataLoader workers.
 
-python benchmarks/contention.py                  # about 5 minutes on 2 cores
-python benchmarks/contention.py --threads 1,2 --workers 0,1,2 --rounds 3
+python benchmarks/contention.py                  # about 10 minutes on 2 cores
+python benchmarks/contention.py --threads 1,2 --workers 0,1,2 --wait-policies default
 
 What is timed: training steps of `ImageClassifier` (every layer trainable, AdamW, 32-bit,
 channels_last) fed by the project's train loader on the digits demo folder, at the unfrozen
@@ -12,6 +12,11 @@ loop in another process (one core's worth of work, like another job on the machi
 each round, every (threads, workers) combination is measured without and then with the
 competitor (A, B in turns); the figures are medians of the rounds. The load average at each
 measurement is recorded: other jobs on the machine show up there.
+
+OpenMP's wait policy is a third axis: torch's CPU threads wait for work by spinning
+(`default`) or by sleeping (`OMP_WAIT_POLICY=PASSIVE`). It must be set before the OpenMP
+runtime starts, so each policy gets its own measuring process (started with that environment
+and kept for the whole run); the rounds still take turns across all of them.
 
 Writes benchmarks/results-contention.json and the contention section of results.md.
 """
@@ -39,6 +44,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", default="1,2", help="torch intra-op threads to try")
     parser.add_argument("--workers", default="0,1,2", help="DataLoader workers to try")
+    parser.add_argument(
+        "--wait-policies",
+        default="default,PASSIVE",
+        help="OMP_WAIT_POLICY values (default: unset)",
+    )
     parser.add_argument("--competitors", type=int, default=1, help="busy processes (B side)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=8, help="timed steps per measurement")
@@ -49,6 +59,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     args.thread_list = [int(n) for n in args.threads.split(",")]
     args.worker_list = [int(n) for n in args.workers.split(",")]
+    args.policy_list = args.wait_policies.split(",")
     return args
 
 
@@ -114,44 +125,88 @@ class Measure:
         return clock.rate(self.args.batch_size)
 
 
-def run(args: argparse.Namespace) -> dict:
-    import torch
+def serve(conn, root: Path, settings: dict) -> None:
+    """A measuring process: (threads, workers) in, images/s out, until None."""
+    warnings.filterwarnings("ignore")
+    measure = Measure(root, argparse.Namespace(**settings))
+    measure.rate(1, 0)  # warm-up: first allocations, page cache
+    conn.send("ready")
+    while (request := conn.recv()) is not None:
+        conn.send(measure.rate(*request))
 
+
+class PolicyProcess:
+    """A measuring process started with OMP_WAIT_POLICY=`policy` (`default`: unset)."""
+
+    def __init__(self, policy: str, root: Path, args: argparse.Namespace) -> None:
+        import multiprocessing
+
+        context = multiprocessing.get_context("spawn")
+        self.conn, child = context.Pipe()
+        saved = os.environ.pop("OMP_WAIT_POLICY", None)
+        if policy != "default":
+            os.environ["OMP_WAIT_POLICY"] = policy
+        try:
+            # Not a daemon: it starts DataLoader workers of its own.
+            self.process = context.Process(target=serve, args=(child, root, vars(args)))
+            self.process.start()
+        finally:
+            os.environ.pop("OMP_WAIT_POLICY", None)
+            if saved is not None:
+                os.environ["OMP_WAIT_POLICY"] = saved
+        if self.conn.recv() != "ready":
+            raise RuntimeError(f"the measuring process for {policy} did not start")
+
+    def rate(self, threads: int, workers: int) -> float:
+        self.conn.send((threads, workers))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        self.conn.send(None)
+        self.process.join(timeout=60)
+
+
+def run(args: argparse.Namespace) -> dict:
     from benchmarks.timing import machine_info
     from imgclf.demo import build_digits_demo
 
     root = build_digits_demo(args.data / "digits")
-    default_threads = torch.get_num_threads()
-    measure = Measure(root, args)
-    combos = [(t, w) for t in args.thread_list for w in args.worker_list]
+    processes = {policy: PolicyProcess(policy, root, args) for policy in args.policy_list}
+    combos = [
+        (p, t, w) for p in args.policy_list for t in args.thread_list for w in args.worker_list
+    ]
     rates: dict[str, dict[str, list[float]]] = {
-        f"{t},{w}": {"idle": [], "busy": []} for t, w in combos
+        f"{p},{t},{w}": {"idle": [], "busy": []} for p, t, w in combos
     }
     loads = []
-    measure.rate(args.thread_list[0], 0)  # warm-up: first allocations, page cache
     started = time.perf_counter()
-    for round_index in range(args.rounds):
-        for threads, workers in combos:
-            key = f"{threads},{workers}"
-            loads.append(os.getloadavg()[0])
-            rates[key]["idle"].append(measure.rate(threads, workers))
-            busy = start_competitors(args.competitors)
-            try:
-                rates[key]["busy"].append(measure.rate(threads, workers))
-            finally:
-                stop(busy)
-            print(
-                f"[{time.perf_counter() - started:5.0f}s] round {round_index + 1} "
-                f"threads {threads} workers {workers}: "
-                f"{rates[key]['idle'][-1]:.1f} / {rates[key]['busy'][-1]:.1f} images/s",
-                flush=True,
-            )
-    torch.set_num_threads(default_threads)
+    try:
+        for round_index in range(args.rounds):
+            for policy, threads, workers in combos:
+                key = f"{policy},{threads},{workers}"
+                measure = processes[policy]
+                loads.append(os.getloadavg()[0])
+                rates[key]["idle"].append(measure.rate(threads, workers))
+                busy = start_competitors(args.competitors)
+                try:
+                    rates[key]["busy"].append(measure.rate(threads, workers))
+                finally:
+                    stop(busy)
+                print(
+                    f"[{time.perf_counter() - started:5.0f}s] round {round_index + 1} "
+                    f"OMP_WAIT_POLICY {policy} threads {threads} workers {workers}: "
+                    f"{rates[key]['idle'][-1]:.1f} / {rates[key]['busy'][-1]:.1f} images/s",
+                    flush=True,
+                )
+    finally:
+        for process in processes.values():
+            process.close()
     table = {}
-    for (threads, workers), key in zip(combos, rates, strict=True):
+    for (policy, threads, workers), key in zip(combos, rates, strict=True):
         idle = statistics.median(rates[key]["idle"])
         busy = statistics.median(rates[key]["busy"])
         table[key] = {
+            "wait_policy": policy,
             "threads": threads,
             "workers": workers,
             "idle": idle,
@@ -187,14 +242,16 @@ def markdown_section(results: dict) -> str:
         "process(es) beside it, measured in turns, medians of "
         f"{settings['rounds']} rounds.",
         "",
-        "| torch threads | loader workers | idle | with a busy process | busy / idle |",
-        "|---|---|---|---|---|",
+        "| OMP_WAIT_POLICY | torch threads | loader workers | as found | one busy process "
+        "added | added / as found |",
+        "|---|---|---|---|---|---|",
     ]
     for row in table.values():
         idle = f"{row['idle']:.1f}" + (" (best)" if row["idle"] == best_idle else "")
         busy = f"{row['busy']:.1f}" + (" (best)" if row["busy"] == best_busy else "")
         lines.append(
-            f"| {row['threads']} | {row['workers']} | {idle} | {busy} | "
+            f"| {row.get('wait_policy', 'default')} | {row['threads']} | {row['workers']} | "
+            f"{idle} | {busy} | "
             f"{row['busy_over_idle']:.2f} |"
         )
     machine = results["machine"]
@@ -202,9 +259,9 @@ def markdown_section(results: dict) -> str:
         "",
         f"Machine: {machine['cpu']}, {machine['usable_cores']} usable cores, torch "
         f"{machine['torch']}. 1-minute load average during the run: min {load['min']:.2f}, "
-        f"median {load['median']:.2f}, max {load['max']:.2f} (above about 0.5 before a "
-        "measurement means other jobs were running: the 'idle' column then had company "
-        f"too). {results['seconds']:.0f} s.",
+        f"median {load['median']:.2f}, max {load['max']:.2f}. 'As found' is the machine as "
+        "it was: a load average well above 0 before a measurement means other jobs were "
+        f"running beside it. {results['seconds']:.0f} s.",
         "",
         END,
     ]

@@ -104,6 +104,7 @@ def test_contention_benchmark_runs_on_tiny_sizes(tmp_path):
         [
             "--threads=1",
             "--workers=0,1",
+            "--wait-policies=default,PASSIVE",
             "--rounds=1",
             "--steps=1",
             "--image-size=32",
@@ -112,12 +113,12 @@ def test_contention_benchmark_runs_on_tiny_sizes(tmp_path):
             f"--data={tmp_path / 'data'}",
         ]
     )
-    assert set(results["table"]) == {"1,0", "1,1"}
+    assert set(results["table"]) == {"default,1,0", "default,1,1", "PASSIVE,1,0", "PASSIVE,1,1"}
     for row in results["table"].values():
         assert row["idle"] > 0 and row["busy"] > 0
         assert row["busy_over_idle"] == pytest.approx(row["busy"] / row["idle"])
     markdown = (tmp_path / "out" / "results.md").read_text()
     assert markdown.startswith("# imgclf benchmarks\n")
-    assert markdown.count("**CPU contention**") == 1 and "| 1 | 1 |" in markdown
+    assert markdown.count("**CPU contention**") == 1 and "| PASSIVE | 1 | 1 |" in markdown
     saved = json.loads((tmp_path / "out" / "results-contention.json").read_text())
     assert saved["table"].keys() == results["table"].keys()
