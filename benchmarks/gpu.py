@@ -732,7 +732,8 @@ def smoke_item(args, workdir: Path) -> dict:
             sane=size_bytes > 1_000_000,
         )
     killed_args = [
-        *base,
+        *(arg for arg in base if not arg.startswith("data.batch_size=")),
+        "data.batch_size=2",  # more steps: time to kill it in the middle of stage 2
         *device,
         f"paths.log_dir={logs / 'killed'}",
         "callbacks.step_checkpoint.every_n_train_steps=2",
