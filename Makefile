@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install train demo test bench lint lock clean
+.PHONY: install train demo test bench bench-gpu bench-contention lint lock clean
 
 install: $(INSTALLED)
 
@@ -34,6 +34,16 @@ test: $(INSTALLED)
 # on 2 CPU cores). ARGS=--quick: fewer rounds, no demo recipe run.
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# The workflow on a GPU -> benchmarks/results-gpu.json and results-gpu.md (about 8 minutes
+# on one H200). ARGS="--only overhead,feeding" for a subset.
+bench-gpu: $(INSTALLED)
+	$(BIN)/python benchmarks/gpu.py $(ARGS)
+
+# Training images/s with and without a competing busy process, per torch threads and
+# loader workers -> benchmarks/results-contention.json and a section of results.md.
+bench-contention: $(INSTALLED)
+	$(BIN)/python benchmarks/contention.py $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/pre-commit run --all-files

@@ -48,11 +48,16 @@ class ClockCallback(Callback):
         self.threads = torch.get_num_threads()
 
 
-def project_trainer(workdir: Path, extra_callbacks: list, **overrides) -> L.Trainer:
-    """A Trainer from configs/ (trainer=cpu, callbacks=default, logger=csv), as a run gets it,
-    minus checkpoint files."""
+def project_trainer(
+    workdir: Path, extra_callbacks: list, hydra_overrides: tuple[str, ...] = (), **overrides
+) -> L.Trainer:
+    """A Trainer from configs/ (trainer=cpu, callbacks=default, logger=csv, then
+    `hydra_overrides` such as `trainer=gpu`), as a run gets it, minus checkpoint files."""
     with initialize_config_dir(str(config_dir()), version_base="1.3"):
-        cfg = compose("train", overrides=["logger=csv", f"paths.output_dir={workdir}"])
+        cfg = compose(
+            "train",
+            overrides=["logger=csv", f"paths.output_dir={workdir}", *hydra_overrides],
+        )
     callbacks = [
         callback
         for callback in instantiate_dict(cfg.callbacks)

@@ -21,6 +21,10 @@ import os
 
 # albumentations asks PyPI for a newer version on import; a template must never phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# torch's CPU threads wait for work by sleeping, not spinning: with spinning threads, any
+# other busy process on the cores slows training about tenfold (benchmarks/results.md, "CPU
+# contention"). Read when OpenMP starts, i.e. when torch is imported; set your own to override.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

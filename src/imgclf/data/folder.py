@@ -16,6 +16,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
+from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
 from imgclf.data.replay_loader import ReplayDataLoader
 from imgclf.data.split import cap_per_class, class_folders, stratified_split
@@ -52,6 +53,7 @@ class FolderDataModule(L.LightningDataModule):
         verify: str = "header",
         test_folder: str = "test",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
+        decode: str = "cpu",
     ) -> None:
         super().__init__()
         max_pixels = checked_settings(verify, augment, max_pixels, valid_pct)
@@ -71,6 +73,9 @@ class FolderDataModule(L.LightningDataModule):
         self.verify = verify
         self.test_folder = test_folder
         self.max_pixels = max_pixels
+        # Where the train images are decoded and augmented: cpu (the workers) or gpu (the
+        # model's device, imgclf.gpu_augment). Validation and test always use the CPU.
+        self.decode = check_decode(decode)
         self.data_config = {
             "input_size": 224,
             "mean": (0.5, 0.5, 0.5),
@@ -257,7 +262,20 @@ class FolderDataModule(L.LightningDataModule):
         dataset = ImageFileDataset(
             items, transform, self.max_pixels, self.failure_counter(items), item_seed
         )
-        return ReplayDataLoader(
+        return self.loader_for(dataset, shuffle, seed, drop_last)
+
+    def loader_for(
+        self,
+        dataset,
+        shuffle: bool = False,
+        seed: int | None = None,
+        drop_last: bool = False,
+        loader_class=ReplayDataLoader,
+        worker_init_fn=seed_worker,
+        **extra,
+    ) -> DataLoader:
+        """The data module's batch size, workers and seeding around any dataset."""
+        return loader_class(
             dataset,
             batch_size=self.batch_size,
             shuffle=shuffle,
@@ -265,14 +283,17 @@ class FolderDataModule(L.LightningDataModule):
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
-            worker_init_fn=seed_worker,
+            worker_init_fn=worker_init_fn,
             generator=torch.Generator().manual_seed(self.seed if seed is None else seed),
+            **extra,
         )
 
     def train_dataloader(self, image_size: int | None = None) -> DataLoader:
         # Like fastai, training drops the last incomplete batch: a batch of one image
         # cannot go through the head's BatchNorm in training mode.
         drop_last = len(self.train_items) > self.batch_size
+        if self.decode == "gpu":
+            return device_train_loader(self, drop_last, image_size or self.image_size)
         transform = self.train_transform(image_size=image_size)
         return self.loader(self.train_items, transform, shuffle=True, drop_last=drop_last)
 

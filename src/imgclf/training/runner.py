@@ -37,6 +37,7 @@ def stage_loaders(
             "train_dataloaders": train,
             "val_dataloaders": datamodule.val_dataloader(image_size),
         }, None
+    started = time.perf_counter()
     features = precompute_features(
         model,
         datamodule,
@@ -46,7 +47,11 @@ def stage_loaders(
         device=trainer.strategy.root_device,
     )
     train, valid = feature_loaders(features, datamodule.batch_size, datamodule.seed + seed_offset)
-    record = {"cache": str(features.directory), "reused": features.reused}
+    record = {
+        "cache": str(features.directory),
+        "reused": features.reused,
+        "seconds": round(time.perf_counter() - started, 2),
+    }
     return {"train_dataloaders": train, "val_dataloaders": valid}, record
 
 
@@ -105,9 +110,11 @@ def stage_lrs(
         if stage.precompute
         else datamodule.train_dataloader(image_size)
     )
+    started = time.perf_counter()
     lrs, record["lr_find"] = find_stage_lrs(
         trainer, model, sweep, stage, run_dir, lr_find_settings or {}
     )
+    record["lr_find"]["seconds"] = round(time.perf_counter() - started, 2)
     return lrs
 
 
