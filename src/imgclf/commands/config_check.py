@@ -26,7 +26,6 @@ VALUE_RULES: dict[str, tuple[type, float]] = {
     "data.valid_pct": (float, 0),
     "data.per_class": (int, 1),
     "data.min_scale": (float, 0),
-    "data.max_pixels": (int, 1),
     "lr_find.num_iter": (int, 1),
     "lr_find.start_lr": (float, 0),
     "lr_find.end_lr": (float, 0),
