@@ -6,23 +6,29 @@ an epoch of the second stage, then resume and compare with an uninterrupted run.
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from helpers.cli import run_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
+from PIL import Image
 
 from imgclf.cli import main
 from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
+from imgclf.data import FolderDataModule
+from imgclf.data.images import unreadable_reason
 from imgclf.errors import UserError
 from imgclf.model.backbone import read_state_dict
 from imgclf.training.checkpoints import load_classifier, read_checkpoint
+from imgclf.training.precompute import remove_dead_partials
 
 
 @pytest.fixture(scope="module")
@@ -182,10 +188,11 @@ def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path
     others = make_image_folder(tmp_path / "birds", n_train=2, n_valid=1, classes=("owl", "jay"))
     before = {p: p.read_bytes() for p in [whole / "config.yaml", whole / ".hydra/overrides.yaml"]}
     times = files_and_times(whole)
-    result = run_cli("train", f"resume={whole}", f"data.root={others}", cwd=tmp_path)
+    stage1 = whole / "checkpoints" / "stage1-head.ckpt"  # a run still to finish from there
+    result = run_cli("train", f"resume={stage1}", f"data.root={others}", cwd=tmp_path)
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith(f"error: resume: {whole / 'checkpoints' / 'last.ckpt'} was ")
+    assert lines[-1].startswith(f"error: resume: {stage1} was trained on classes")
     assert "on classes ['cats', 'dogs'], but the data now has ['jay', 'owl']" in lines[-1]
     assert "Traceback" not in result.stderr
     assert {p: p.read_bytes() for p in before} == before
@@ -238,3 +245,51 @@ def test_a_checkpoint_with_foreign_or_mismatched_hparams_is_one_line(tmp_path):
     with pytest.raises(UserError, match="its weights do not fit the model") as err:
         load_classifier(wrong)
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("verify", ["none", "header", "full"])
+def test_a_fifo_is_skipped_at_every_verify_level(verify, tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=3, n_valid=1, size=32)
+    fifo = root / "train" / "cats" / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    datamodule = FolderDataModule(root, num_workers=0, verify=verify)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable files"):
+        datamodule.setup("fit")
+    assert datamodule.skipped == [(fifo, "not a regular file (FIFO)")]
+    assert fifo not in [path for path, _ in datamodule.train_items + datamodule.valid_items]
+
+
+def test_the_decode_budget_counts_bytes_not_pixels(tmp_path):
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((100, 100), 40000, dtype=np.uint16)).save(deep)
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((100, 100, 3), dtype=np.uint8)).save(plain)
+    # 10,000 pixels are under the limit of 12,000; a 16-bit image needs 40 kB to decode,
+    # above the 36 kB of an 8-bit RGB image of 12,000 pixels.
+    assert unreadable_reason(plain, "header", max_pixels=12_000) is None
+    reason = unreadable_reason(deep, "header", max_pixels=12_000)
+    assert reason == (
+        "too large: 100x100 I;16 needs 0.00 GB to decode, above the 0.00 GB of "
+        "data.max_pixels 12,000 RGB pixels"
+    )
+    assert unreadable_reason(deep, "header", max_pixels=10_000 * 2) is None
+
+
+def test_leftover_partial_caches_of_dead_processes_are_removed(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1)
+    dead = tmp_path / f"abc123.partial-{int(gone.stdout)}"
+    live = tmp_path / f"abc123.partial-{os.getpid()}"
+    dead.mkdir()
+    live.mkdir()
+    (dead / "features.pt").write_bytes(b"half")
+    assert remove_dead_partials(tmp_path) == [dead]
+    assert not dead.exists() and live.exists()
+
+
+def test_a_hidden_class_folder_is_named_in_the_scan_warning(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=3, n_valid=1, size=32)
+    shutil.copytree(root / "train" / "cats", root / "train" / ".birds")
+    datamodule = FolderDataModule(root, num_workers=0)
+    with pytest.warns(UserWarning, match=r"ignored hidden folders in .*train \(not classes\): "):
+        datamodule.setup("fit")
+    assert datamodule.classes == ["cats", "dogs"]

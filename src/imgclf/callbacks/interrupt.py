@@ -133,8 +133,7 @@ def raise_if_interrupted(
     saver = next((c for c in callbacks if isinstance(c, SaveOnInterrupt)), None)
     if saver is None or (isinstance(stop, SystemExit) and saver.saved is None):
         return  # not an interrupt we handle: let it go on
-    if saver.requested is None:
-        saver.requested = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+    signum = saver.requested or (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     if saver.saved is None and trainer.lightning_module is not None:
         with suppress(Exception):  # nothing resumable to save this early
             saver.save(trainer)
@@ -142,4 +141,4 @@ def raise_if_interrupted(
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     message = interrupted_message(command, overrides, saver.saved)
-    raise TrainingInterrupted(message, exit_status(saver.requested)) from None
+    raise TrainingInterrupted(message, exit_status(signum)) from None
