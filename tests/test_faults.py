@@ -4,6 +4,7 @@ The stop tests run `imgclf train` in a subprocess and send it a real signal in t
 an epoch of the second stage, then resume and compare with an uninterrupted run.
 """
 
+import csv
 import json
 import os
 import shutil
@@ -19,6 +20,7 @@ import torch
 from helpers.cli import run_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
+from lightning.pytorch.loggers import WandbLogger
 from PIL import Image
 
 from imgclf.cli import main
@@ -27,6 +29,7 @@ from imgclf.data import FolderDataModule
 from imgclf.data.images import unreadable_reason
 from imgclf.errors import UserError
 from imgclf.model.backbone import read_state_dict
+from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
 from imgclf.training.checkpoints import load_classifier, read_checkpoint
 from imgclf.training.precompute import remove_dead_partials
 
@@ -99,6 +102,11 @@ def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, s
     assert [h["epoch"] for h in summary["history"]] == [0, 1, 2]
     for got_epoch, expected_epoch in zip(summary["history"], whole_summary["history"], strict=True):
         assert got_epoch == pytest.approx(expected_epoch, rel=1e-6, abs=1e-7)
+
+    # The CSV log was continued: the validation of the first stage, before the stop, is there.
+    with open(run_dir / "csv" / "metrics.csv", newline="") as stream:
+        rows = [row for row in csv.DictReader(stream) if row.get("valid/acc")]
+    assert [int(float(row["epoch"])) for row in rows] == [0, 1, 2]
 
     # last.ckpt closes the finished run; resuming it says so and rewrites nothing.
     last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
@@ -293,3 +301,46 @@ def test_a_hidden_class_folder_is_named_in_the_scan_warning(tmp_path):
     with pytest.warns(UserWarning, match=r"ignored hidden folders in .*train \(not classes\): "):
         datamodule.setup("fit")
     assert datamodule.classes == ["cats", "dogs"]
+
+
+def test_wandb_falls_back_to_offline_at_once_without_a_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "")  # set but empty: as if unset
+    assert resolve_mode("auto") == ("offline", "no W&B credentials found")
+    assert "WANDB_MODE" not in os.environ
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    assert resolve_mode("auto") == (
+        "offline",
+        f"W&B credentials found, but 127.0.0.1:{port} cannot be reached",
+    )
+
+
+def test_a_wandb_failure_is_one_warning_and_training_goes_on(tmp_path, monkeypatch):
+    def no_server(self):
+        raise RuntimeError("CommError: Run initialization has timed out\nmore lines")
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(no_server))
+    logger = SafeWandbLogger(mode="offline", save_dir=str(tmp_path))
+    with pytest.warns(UserWarning) as caught:
+        logger.log_hyperparams({"lr": 0.1})
+        logger.log_metrics({"valid/acc": 1.0}, step=1)
+        logger.experiment.summary.update({"best": 1})
+        logger.experiment.finish()
+    assert [str(w.message) for w in caught] == [
+        "W&B failed (RuntimeError: CommError: Run initialization has timed out); "
+        "training goes on without W&B"
+    ]
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = wandb_logger(save_dir=str(tmp_path), project="p")
+    again = wandb_logger(save_dir=str(tmp_path), project="p")
+    assert first._wandb_init["id"] == again._wandb_init["id"]
+    assert again._wandb_init["resume"] == "allow"
+    assert (tmp_path / "wandb-run-id").read_text().strip() == first._wandb_init["id"]
