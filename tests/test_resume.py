@@ -5,45 +5,16 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.cli import run_cli
 from helpers.folders import make_image_folder
+from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 
 from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
 from imgclf.training.resume import resume_argv, resume_checkpoint
-
-# Two stages: the head on precomputed features (2 augmented views), then everything unfrozen
-# with its LR from the finder and SGDR. 10 training images in batches of 2: 5 steps an epoch.
-STAGES = (
-    "recipe.stages=["
-    "{name:head,freeze_to:-1,epochs:1,lr:0.01,precompute:true,precompute_aug:2},"
-    "{name:finetune,freeze_to:0,epochs:2,lr:auto,lr_mult:10,schedule:sgdr,n_cycles:2}]"
-)
-STEPS_PER_EPOCH = 5
-
-
-def overrides(root: Path, workdir: Path, log_dir: str) -> list[str]:
-    return [
-        *small_run_overrides(root, workdir, batch_size=2),
-        f"paths.log_dir={workdir / log_dir}",
-        STAGES,
-        "lr_find.num_iter=6",
-        "logger=csv",
-        "seed=7",
-        "trainer.deterministic=true",
-        "callbacks.default.step_checkpoint_every=2",
-        "callbacks.default.console=false",
-        "+trainer.enable_progress_bar=false",
-    ]
-
-
-def last_line(result: subprocess.CompletedProcess) -> Path:
-    assert result.returncode == 0, result.stderr[-3000:]
-    return run_dir_of(result)
 
 
 def kill_in_second_stage(args: list[str], cwd: Path, run_root: Path) -> Path:
@@ -56,22 +27,15 @@ def kill_in_second_stage(args: list[str], cwd: Path, run_root: Path) -> Path:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    deadline = time.monotonic() + 300
     try:
-        while time.monotonic() < deadline and process.poll() is None:
-            for stage1 in run_root.glob("*/checkpoints/stage1-head.ckpt"):
-                last = stage1.with_name("last.ckpt")
-                # last.ckpt written after the head stage finished: a step in stage 2.
-                if last.stat().st_mtime_ns > stage1.stat().st_mtime_ns:
-                    process.send_signal(signal.SIGKILL)
-                    process.wait()
-                    return stage1.parents[1]
-            time.sleep(0.02)
+        run_dir = wait_for_a_step_in_stage_two(process, run_root)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        return run_dir
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
-    raise AssertionError(f"no stage-2 checkpoint appeared (exit code {process.returncode})")
 
 
 def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path):

@@ -13,8 +13,9 @@ from pathlib import Path
 
 from imgclf.errors import TrainingInterrupted, UserError
 
-# The shell's exit status for a program stopped by SIGINT (128 + 2).
+# The shell's exit status for a program stopped by SIGINT (128 + 2) and SIGTERM (128 + 15).
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 USAGE = """usage: imgclf <command> [hydra overrides]
 
@@ -27,7 +28,7 @@ commands:
   demo     build the embedded handwritten-digits demo folder (default: data/digits)
 
 example:
-  imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 trainer.max_epochs=3
+  imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 recipe=fine_tune recipe.stages.1.epochs=3
 """
 
 
@@ -60,12 +61,16 @@ def is_first_process() -> bool:
 
 
 def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
-    """Run `task(cfg)` as a Hydra app on `argv`, turning UserError into a one-line message."""
+    """Run `task(cfg)` as a Hydra app on `argv`, turning UserError (and a config Hydra would
+    reject, checked first) into a one-line message."""
     import hydra
+
+    from imgclf.callbacks.interrupt import Terminated, install_sigterm_handler
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def app(cfg) -> None:
         single_console_log()
+        install_sigterm_handler()
         try:
             result = task(cfg)
         except UserError as err:
@@ -73,14 +78,18 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
             sys.exit(2)
         except TrainingInterrupted as stop:
             print(stop.message, file=sys.stderr, flush=True)
-            sys.exit(EXIT_INTERRUPTED)
-        except KeyboardInterrupt:  # Ctrl-C before training (scan, set-up): nothing to save
+            sys.exit(stop.exit_code)
+        except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
             print("interrupted", file=sys.stderr, flush=True)
-            sys.exit(EXIT_INTERRUPTED)
+            sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         if result is not None and is_first_process():
             # The last line we print is the run directory, for scripts and for humans.
             print(result, flush=True)
 
+    if not any(arg.startswith("-") for arg in argv):  # not --help, --cfg, -m
+        from imgclf.commands.config_check import compose_checked
+
+        compose_checked(config_dir(), config_name, argv)  # one-line errors, exit status 2
     # Keep the real program path in argv[0]: Lightning's DDP launcher re-runs it, with
     # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
     sys.argv = [sys.argv[0], *argv]

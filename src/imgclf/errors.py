@@ -6,11 +6,13 @@ class UserError(Exception):
 
 
 class TrainingInterrupted(Exception):
-    """Ctrl-C stopped training; `message` says what was saved and how to resume (exit 130)."""
+    """A signal stopped training; `message` says what was saved and how to resume, and
+    `exit_code` is the shell's status for that signal (130 for SIGINT, 143 for SIGTERM)."""
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, exit_code: int = 130) -> None:
         super().__init__(message)
         self.message = message
+        self.exit_code = exit_code
 
 
 def required_callback(trainer, kind: type, needed_by: str):
@@ -22,3 +24,46 @@ def required_callback(trainer, kind: type, needed_by: str):
         f"{needed_by} needs the {kind.__module__}.{kind.__qualname__} callback in the "
         "Trainer (imgclf.callbacks.default_callbacks includes it)"
     )
+
+
+def unreadable_file_message(path, err: BaseException, what: str = "a checkpoint") -> str:
+    """One true line for a file `torch.load(weights_only=True)` (or safetensors) refused.
+
+    A pickle that names a function or class (which unpickling would call: code) is
+    "refused: contains code"; anything else it could not parse is "not <what>" (random bytes,
+    a truncated or damaged file). Torch's own advice to load with `weights_only=False` is
+    never repeated: that would run the code.
+    """
+    import re
+
+    named = re.search(r"GLOBAL ([\w.]+)", str(err))
+    code = named.group(1) if named else pickled_code(path)
+    if code is not None:
+        call = f" (it would call {code} when loaded)" if code else ""
+        return (
+            f"refusing to load {path}: refused: contains code{call}; only tensors and plain "
+            "data are loaded"
+        )
+    if isinstance(err, (PermissionError, IsADirectoryError)):
+        return f"cannot read {path}: {err.strerror}"
+    return f"{path} is not {what} (not a file torch.save or safetensors wrote, or a damaged one)"
+
+
+def pickled_code(path) -> str | None:
+    """The function or class a plain pickle file would call when loaded ("" if unnamed),
+    found by reading its opcodes without running any; None if it names none or is no pickle."""
+    import pickletools
+
+    strings: list[str] = []
+    try:
+        with open(path, "rb") as stream:
+            for opcode, arg, _ in pickletools.genops(stream):
+                if opcode.name in ("GLOBAL", "INST"):
+                    return str(arg).replace(" ", ".")
+                if opcode.name == "STACK_GLOBAL":
+                    return ".".join(strings[-2:])
+                if isinstance(arg, str):
+                    strings.append(arg)
+    except Exception:  # not a pickle (random bytes, a zip archive torch could not read)
+        return None
+    return None

@@ -8,7 +8,6 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import (
     LearningRateMonitor,
-    ModelCheckpoint,
     RichModelSummary,
     RichProgressBar,
 )
@@ -17,16 +16,16 @@ from imgclf.callbacks.clip import ClipProbabilities
 from imgclf.callbacks.interrupt import SaveOnInterrupt
 from imgclf.callbacks.nonfinite import StopOnNonFiniteLoss
 from imgclf.callbacks.resume_state import ResumeState
-from imgclf.callbacks.step_checkpoint import StepCheckpoint
+from imgclf.callbacks.step_checkpoint import BestAndLastCheckpoint, StepCheckpoint
 from imgclf.callbacks.views import MisclassificationViews
 from imgclf.evaluation.collect import CollectPredictions
 from imgclf.training.progress import RecipeProgress
 
 
 def checkpoint_callbacks(checkpoints: Path, every_n_train_steps: int) -> list[L.Callback]:
-    """best.ckpt by valid/acc, last.ckpt at epoch ends and every N steps, interrupted.ckpt
+    """best.ckpt by valid/acc, last.ckpt at every epoch end and every N steps, interrupted.ckpt
     on Ctrl-C, and the RNG states an exact resume needs."""
-    best_and_last = ModelCheckpoint(
+    best_and_last = BestAndLastCheckpoint(
         dirpath=checkpoints,
         filename="best",
         monitor="valid/acc",

@@ -1,46 +1,112 @@
-"""Ctrl-C during training: save a checkpoint to resume from before Lightning shuts down."""
+"""Ctrl-C (SIGINT) and SIGTERM (`kill`, `timeout`, `docker stop`, SLURM pre-emption) during
+training: finish the running batch, save a checkpoint to resume from, exit non-zero."""
 
 from __future__ import annotations
 
 import shlex
+import signal
+import sys
+import threading
 from contextlib import suppress
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgclf.errors import TrainingInterrupted
 
 INTERRUPTED_NAME = "interrupted.ckpt"
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class StopRequested(Exception):
+    """Raised at the end of a training batch after a stop signal; interrupted.ckpt is saved."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside a fit (scan, LR finder, precompute), raised where Ctrl-C would be."""
+
+
+def raise_terminated(signum, frame) -> None:
+    raise Terminated
+
+
+def install_sigterm_handler() -> None:
+    """Make SIGTERM stop a command the way Ctrl-C does (outside a fit: at once; inside: by
+    SaveOnInterrupt), instead of killing the process without a word."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, raise_terminated)
+
+
+def exit_status(signum: int) -> int:
+    """The shell's status for a program stopped by `signum`: 130 for SIGINT, 143 for SIGTERM."""
+    return 128 + int(signum)
 
 
 class SaveOnInterrupt(L.Callback):
-    """On KeyboardInterrupt (SIGINT) inside `trainer.fit`, write `dirpath/interrupted.ckpt`.
+    """A stop signal during `trainer.fit` stops training at the end of the running batch and
+    writes `dirpath/interrupted.ckpt` (atomically, like every checkpoint).
 
-    Lightning catches the KeyboardInterrupt itself, calls `on_exception`, then exits with
-    `sys.exit(1)`; the train entry point sees `saved` and turns that into exit code 130
-    with a line on how to resume.
+    From the start of training the callback holds SIGINT and SIGTERM: the first one only
+    asks for a stop, which happens after the batch in flight (under DDP every rank stops at
+    the same batch: the request is reduced across ranks), so a resumed run continues
+    exactly where this one stopped. A second Ctrl-C stops at once. Lightning's own SIGTERM
+    handling would end a fit in the middle of a validation and let the process exit with
+    status 0; its handlers come back when the fit ends. A signal during the sanity check, or
+    a KeyboardInterrupt, is saved from `on_exception` as before.
     """
 
     def __init__(self, dirpath: str | Path) -> None:
         self.dirpath = Path(dirpath)
         self.saved: Path | None = None
+        self.requested: int | None = None
 
     def save(self, trainer: L.Trainer) -> Path:
         path = self.dirpath / INTERRUPTED_NAME
-        trainer.save_checkpoint(path)
+        trainer.save_checkpoint(path, weights_only=False)
         self.saved = path
         return path
+
+    def request_stop(self, signum: int, frame=None) -> None:
+        if self.requested == signal.SIGINT and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        self.requested = self.requested or signum
+        name = signal.Signals(signum).name
+        print(f"{name}: stopping after the running batch", file=sys.stderr, flush=True)
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning registers its handlers just before; its teardown puts the old ones back.
+        if threading.current_thread() is threading.main_thread():
+            for signum in STOP_SIGNALS:
+                signal.signal(signum, self.request_stop)
+
+    def stop_if_requested(self, trainer: L.Trainer) -> None:
+        if trainer.strategy.reduce_boolean_decision(self.requested is not None, all=False):
+            self.requested = self.requested or signal.SIGTERM  # another rank got it
+            self.save(trainer)
+            raise StopRequested
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        self.stop_if_requested(trainer)
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.stop_if_requested(trainer)  # a signal during the stage's last validation
 
     def on_exception(
         self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
     ) -> None:
-        if isinstance(exception, KeyboardInterrupt):
+        if isinstance(exception, StopRequested) or self.saved is not None:
+            return
+        if isinstance(exception, (KeyboardInterrupt, SIGTERMException)):
+            terminated = isinstance(exception, (Terminated, SIGTERMException))
+            self.requested = signal.SIGTERM if terminated else signal.SIGINT
             self.save(trainer)
 
 
 def resume_command(command: str, overrides: list[str], checkpoint: Path) -> str:
     """`imgclf <command> <the same overrides> resume=<checkpoint>`, quoted for a shell."""
     kept = [o for o in overrides if not o.lstrip("+~").startswith("resume=")]
+    kept = [o for o in kept if not o.startswith(("hydra.run.dir=", "hydra.output_subdir="))]
     return shlex.join(["imgclf", command, *kept, f"resume={checkpoint}"])
 
 
@@ -56,21 +122,23 @@ def interrupted_message(command: str, overrides: list[str], checkpoint: Path | N
 def raise_if_interrupted(
     trainer: L.Trainer, callbacks: list, stop: BaseException, command: str = "train"
 ) -> None:
-    """Turn Ctrl-C into `TrainingInterrupted` (saved checkpoint, resume line, exit 130).
+    """Turn a stop signal into `TrainingInterrupted` (saved checkpoint, resume line, exit
+    status 130 for SIGINT, 143 for SIGTERM).
 
-    For the train entry point's `except (KeyboardInterrupt, SystemExit)`. Inside
-    `trainer.fit` Lightning catches the KeyboardInterrupt, SaveOnInterrupt saves, and
-    Lightning calls sys.exit(1); between fits (LR finder, precompute) the KeyboardInterrupt
-    arrives here directly and we save, if a fit has run before. Returns when `stop` is
-    not an interrupt we handle.
+    For the train entry point's `except (KeyboardInterrupt, SystemExit, StopRequested)`.
+    Inside `trainer.fit` SaveOnInterrupt has saved already; between fits (LR finder,
+    precompute) the KeyboardInterrupt (or Terminated) arrives here directly and we save, if
+    a fit has run before. Returns when `stop` is not an interrupt we handle.
     """
     saver = next((c for c in callbacks if isinstance(c, SaveOnInterrupt)), None)
     if saver is None or (isinstance(stop, SystemExit) and saver.saved is None):
         return  # not an interrupt we handle: let it go on
+    signum = saver.requested or (signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT)
     if saver.saved is None and trainer.lightning_module is not None:
         with suppress(Exception):  # nothing resumable to save this early
             saver.save(trainer)
     from hydra.core.hydra_config import HydraConfig
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
-    raise TrainingInterrupted(interrupted_message(command, overrides, saver.saved)) from None
+    message = interrupted_message(command, overrides, saver.saved)
+    raise TrainingInterrupted(message, exit_status(signum)) from None

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 
 class StepCheckpoint(L.Callback):
@@ -34,3 +35,35 @@ class StepCheckpoint(L.Callback):
         if n and step > 0 and step % n == 0 and step != self._last_saved_step:
             trainer.save_checkpoint(self.path, weights_only=False)
             self._last_saved_step = step
+
+
+class BestAndLastCheckpoint(ModelCheckpoint):
+    """ModelCheckpoint(save_last=True) that writes last.ckpt after every validation.
+
+    Lightning 2.6 writes last.ckpt only when it has just saved a top-k checkpoint, that is
+    when best.ckpt improved; an epoch that did not improve would leave last.ckpt an epoch
+    (or a stage) behind. Here it is written at every epoch end (after the epoch's validation,
+    so a resumed run does not repeat it), whatever best.ckpt does.
+    """
+
+    _last_written_step = -1
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_every_epoch(trainer)
+
+    def _save_last_every_epoch(self, trainer: L.Trainer) -> None:
+        if trainer.sanity_checking or trainer.state.fn != "fit" or not self.save_last:
+            return
+        if self._last_written_step != trainer.global_step:
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
+        super()._save_last_checkpoint(trainer, monitor_candidates)
+        self._last_written_step = trainer.global_step

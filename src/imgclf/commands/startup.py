@@ -3,11 +3,19 @@ seeding, loggers, building objects from the Hydra config, and closing the logger
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import json
+import os
+import socket
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import lightning as L
+import yaml
 from hydra.utils import instantiate
+from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.errors import UserError
@@ -23,6 +31,19 @@ class Run:
     directory: Path
     loggers: list = field(default_factory=list)
 
+    def save_config(self) -> None:
+        """config.yaml, and the overrides in `.hydra/overrides.yaml` (what `resume=` reads).
+        Hydra is told not to write `.hydra/` itself, so a command that fails before it
+        starts (or finds the directory in use) leaves the run's files as they were."""
+        OmegaConf.save(self.cfg, self.directory / "config.yaml", resolve=True)
+        from hydra.core.hydra_config import HydraConfig
+
+        if HydraConfig.initialized():
+            overrides = OmegaConf.to_container(HydraConfig.get().overrides.task)
+            hydra_dir = self.directory / ".hydra"
+            hydra_dir.mkdir(exist_ok=True)
+            (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+
     def finish(self) -> Path:
         """Close W&B runs now, so their sync messages come before our final line."""
         for logger in self.loggers:
@@ -31,15 +52,80 @@ class Run:
         return self.directory
 
 
-def start_run(cfg: DictConfig, loggers: bool = True) -> Run:
-    """Create the run directory, save the resolved config there, seed every generator and
-    (with `loggers`) build the configured loggers."""
+def start_run(cfg: DictConfig, loggers: bool = True, save_config: bool = True) -> Run:
+    """Create the run directory, save the resolved config there (unless `save_config` is
+    False: the caller calls `Run.save_config` once its checks have passed), seed every
+    generator and (with `loggers`) build the configured loggers."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    OmegaConf.save(cfg, directory / "config.yaml", resolve=True)
+    if rank_zero_only.rank == 0:
+        lock_run_directory(directory)
+    run = Run(cfg, directory)
+    if save_config:
+        run.save_config()
     L.seed_everything(cfg.seed, workers=True)
-    built = instantiate_dict(cfg.get("logger")) if loggers else []
-    return Run(cfg, directory, built)
+    run.loggers = instantiate_dict(cfg.get("logger")) if loggers else []
+    return run
+
+
+LOCK_NAME = "run.lock"
+
+
+def lock_run_directory(directory: Path) -> Path:
+    """Hold `directory/run.lock` (the owner's PID and host) until this process ends: a second
+    command on the same directory stops at once with a one-line error; the lock of a process
+    that no longer runs (killed) is taken over with a warning."""
+    lock = directory / LOCK_NAME
+    for _ in range(3):
+        try:
+            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            take_over_if_stale(lock, directory)
+            continue
+        with os.fdopen(handle, "w") as stream:
+            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, stream)
+        atexit.register(release_run_lock, lock, os.getpid())
+        return lock
+    raise UserError(f"cannot take the lock {lock}: other runs keep starting in {directory}")
+
+
+def take_over_if_stale(lock: Path, directory: Path) -> None:
+    """Remove `lock` if its owner is gone; a one-line error if it still runs."""
+    try:
+        owner = json.loads(lock.read_text())
+        pid, host = int(owner["pid"]), str(owner["host"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pid, host = None, None  # unreadable (a kill while writing it): stale
+    if pid == os.getpid() and host == socket.gethostname():
+        lock.unlink()  # an earlier command of this same process (the Python API, tests)
+        return
+    if pid is not None and process_alive(pid, host):
+        raise UserError(
+            f"{directory} is in use by another run (pid {pid} on {host}); wait for it to "
+            f"end, or use another directory (remove {lock} only if that run is gone)"
+        )
+    print(f"warning: taking over the stale lock {lock} of pid {pid} on {host}", file=sys.stderr)
+    with contextlib.suppress(FileNotFoundError):
+        lock.unlink()
+
+
+def process_alive(pid: int, host: str) -> bool:
+    """Whether `pid` still runs; a process on another host counts as running."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def release_run_lock(lock: Path, pid: int) -> None:
+    if os.getpid() == pid:  # not in a forked child (DataLoader workers)
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
 
 
 def instantiate_dict(section: DictConfig | None) -> list:

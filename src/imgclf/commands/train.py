@@ -9,14 +9,14 @@ import lightning as L
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.callbacks.interrupt import raise_if_interrupted
+from imgclf.callbacks.interrupt import StopRequested, raise_if_interrupted
 from imgclf.commands.startup import build_data_and_model, instantiate_dict, start_run
 from imgclf.errors import UserError
 from imgclf.model.backbone import check_image_size
 from imgclf.reporting import write_json, write_run_summary
 from imgclf.training.progress import RecipeProgress, best_record
 from imgclf.training.recipe import Stage, parse_recipe
-from imgclf.training.resume import ResumePoint, load_resume_point
+from imgclf.training.resume import ResumePoint, check_resume_fits, load_resume_point
 from imgclf.training.runner import run_recipe
 
 
@@ -35,16 +35,22 @@ def recipe_of(cfg: DictConfig) -> list[Stage]:
 def train(cfg: DictConfig) -> Path:
     """Fit the configured model on the configured data with the recipe; return the run dir."""
     started = time.perf_counter()
-    run = start_run(cfg)
     stages = recipe_of(cfg)
     resume = load_resume_point(cfg.resume) if cfg.get("resume") else None
+    if resume and resume.finished(len(stages)):
+        print(f"resume: {resume.checkpoint} ends a finished run: nothing to do", flush=True)
+        return Path(cfg.paths.output_dir)
     if resume and resume.stage_index > len(stages):
         raise UserError(
             f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
             f"but the recipe has {len(stages)} stages"
         )
+    run = start_run(cfg, save_config=resume is None)
     datamodule, model = build_data_and_model(cfg)
     check_image_sizes(model, datamodule, stages)
+    if resume:  # checked before the run's files are touched
+        check_resume_fits(resume, model)
+        run.save_config()
     callbacks = instantiate_dict(cfg.get("callbacks"))
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
@@ -60,7 +66,7 @@ def train(cfg: DictConfig) -> Path:
             lr_find_settings=OmegaConf.to_container(cfg.lr_find, resolve=True),
             resume=resume,
         )
-    except (KeyboardInterrupt, SystemExit) as stop:
+    except (KeyboardInterrupt, SystemExit, StopRequested) as stop:
         raise_if_interrupted(trainer, callbacks, stop)
         raise
     summary = run_summary(cfg, trainer, model, datamodule, stage_records, resume)

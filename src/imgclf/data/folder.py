@@ -143,6 +143,13 @@ class FolderDataModule(L.LightningDataModule):
                 f"no train/ folder in {self.root}: expected {self.root}/train/<class>/*.jpg"
             )
         train_folders = class_folders(train_dir)
+        hidden = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name[0] == ".")
+        if hidden:
+            warnings.warn(
+                f"ignored hidden folders in {train_dir} (not classes): {', '.join(hidden)}; "
+                "rename them without the leading dot to use them",
+                stacklevel=3,
+            )
         self.classes = sorted(train_folders)
         if not self.classes:
             raise UserError(f"no class folders in {train_dir}: expected {train_dir}/<class>/*.jpg")

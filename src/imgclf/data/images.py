@@ -12,12 +12,15 @@ Decoding rules (`load_rgb`), for the odd files real folders hold:
     libjpeg-turbo instead of PIL's decoder: the same pixels, about 3x faster;
   - images with more than `max_pixels` pixels are refused with `ImageTooLarge` before
     any pixel is decoded (PIL's own decompression-bomb check is turned into the same
-    error instead of a crash).
+    error instead of a crash), and so are images whose decode would hold more bytes
+    (pixels x channels x bytes per sample) than an 8-bit RGB image of `max_pixels`: a
+    16-bit greyscale PNG of 10,000 x 10,000 costs more memory than an RGB photo of that size.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import warnings
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -87,7 +90,34 @@ def open_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS):
                 f"{width}x{height} = {width * height:,} pixels is above data.max_pixels "
                 f"{max_pixels:,}"
             )
+        needed, budget = decode_bytes(image), (max_pixels or 0) * 3
+        if max_pixels is not None and needed > budget:
+            raise ImageTooLarge(
+                f"{width}x{height} {image.mode} needs {needed / 1e9:.2f} GB to decode, above "
+                f"the {budget / 1e9:.2f} GB of data.max_pixels {max_pixels:,} RGB pixels"
+            )
         yield image
+
+
+def decode_bytes(image: Image.Image) -> int:
+    """Bytes a decode holds: pixels x channels x bytes per sample. High bit depths (16-bit,
+    32-bit integer or float) count 4 bytes a sample, the working copy `to_rgb` makes."""
+    mode = image.mode
+    wide = mode.startswith("I") or mode == "F"
+    return image.size[0] * image.size[1] * len(image.getbands()) * (4 if wide else 1)
+
+
+def special_file_kind(st_mode: int) -> str | None:
+    """'FIFO', 'socket', 'device' for such a file's mode; None for a regular file."""
+    if stat.S_ISREG(st_mode):
+        return None
+    if stat.S_ISFIFO(st_mode):
+        return "FIFO"
+    if stat.S_ISSOCK(st_mode):
+        return "socket"
+    if stat.S_ISCHR(st_mode) or stat.S_ISBLK(st_mode):
+        return "device"
+    return "not a file"
 
 
 def unreadable_reason(
@@ -97,9 +127,12 @@ def unreadable_reason(
 
     `header` reads only the header (fast: format and size), `full` decodes every pixel.
     """
-    if mode == "none":
-        return None
     try:
+        kind = special_file_kind(path.stat().st_mode)
+        if kind:  # reading a FIFO or a device blocks or never ends: never open one
+            return f"not a regular file ({kind})"
+        if mode == "none":
+            return None
         if path.stat().st_size == 0:
             return "empty file"
         with open_image(path, max_pixels) as image:

@@ -20,7 +20,7 @@ import torch
 from timm.data import resolve_data_config
 from torch import nn
 
-from imgclf.errors import UserError
+from imgclf.errors import UserError, unreadable_file_message
 
 BUNDLED_BACKBONE = "tf_efficientnet_lite0"
 # Blocks per stage of EfficientNet-Lite0: the flat `_blocks.i` list splits into these stages.
@@ -100,15 +100,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors or torch file (weights only: no pickled code runs)."""
     if not path.is_file():
         raise UserError(f"model.weights file not found: {path}")
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        return load_file(str(path))
     try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path))
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # pickle errors come in many types; say which file and why
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(f"cannot read weights from {path}: {first_line}") from None
+    except Exception as err:  # pickle and safetensors errors come in many types
+        raise UserError(unreadable_file_message(path, err, "a weights file")) from None
     for wrapper in ("state_dict", "model", "model_state_dict"):
         if isinstance(state, dict) and isinstance(state.get(wrapper), dict):
             state = state[wrapper]

@@ -3,12 +3,17 @@ otherwise), pictures to every logger that takes images, and the run summary in W
 
 from __future__ import annotations
 
+import csv
 import netrc
 import os
+import socket
+import uuid
+import warnings
 from pathlib import Path
 
 import numpy as np
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
+from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger, csv_logs
+from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
 
 MODES = ("auto", "online", "offline", "disabled")
@@ -27,15 +32,34 @@ def has_wandb_credentials() -> bool:
 def resolve_mode(mode: str = "auto") -> tuple[str, str]:
     """(wandb mode, why). WANDB_MODE always wins; `auto` goes online only with credentials."""
     env = os.environ.get("WANDB_MODE")
+    if env == "":  # set but empty: unset (wandb itself would fail on it)
+        del os.environ["WANDB_MODE"]
     if env:
         return ("offline" if env == "dryrun" else env), f"WANDB_MODE={env}"
     if mode not in MODES:
         raise ValueError(f"logger.wandb.mode must be one of {', '.join(MODES)}, got {mode!r}")
     if mode != "auto":
         return mode, f"logger.wandb.mode={mode}"
-    if has_wandb_credentials():
-        return "online", "W&B credentials found"
-    return "offline", "no W&B credentials found"
+    if not has_wandb_credentials():
+        return "offline", "no W&B credentials found"
+    host = server_unreachable()
+    if host:
+        return "offline", f"W&B credentials found, but {host} cannot be reached"
+    return "online", "W&B credentials found"
+
+
+def server_unreachable(timeout: float = 3.0) -> str | None:
+    """The W&B server's host:port if a TCP connection to it fails within `timeout` seconds
+    (wandb itself would retry for minutes, then fail the run), else None."""
+    from urllib.parse import urlsplit
+
+    url = urlsplit(os.environ.get("WANDB_BASE_URL") or "https://api.wandb.ai")
+    host, port = url.hostname or "api.wandb.ai", url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return f"{host}:{port}"
+    return None
 
 
 def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) -> WandbLogger:
@@ -46,6 +70,8 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
     """
     resolved, why = resolve_mode(str(mode))
     save_dir = Path(kwargs.get("save_dir") or ".")
+    if resolved != "disabled" and not kwargs.get("id"):
+        kwargs.update(id=run_id(save_dir), resume="allow")
     if resolved == "offline":
         rank_zero_info(
             f"W&B: logging offline ({why}) to {save_dir / 'wandb'}; upload later with "
@@ -53,7 +79,83 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
         )
     else:
         rank_zero_info(f"W&B: mode {resolved} ({why})")
-    return WandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+    return SafeWandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+
+
+RUN_ID_FILE = "wandb-run-id"
+
+
+def run_id(save_dir: Path) -> str:
+    """The W&B run id of this run directory: the one its first start recorded, so a resumed
+    run continues the same W&B run; a new id (said so) when the directory has none."""
+    path = save_dir / RUN_ID_FILE
+    if path.is_file() and path.read_text().strip():
+        known = path.read_text().strip()
+        rank_zero_info(f"W&B: continuing run {known} of {save_dir}")
+        return known
+    new = uuid.uuid4().hex[:8]
+    if (save_dir / "checkpoints").is_dir():
+        rank_zero_info(f"W&B: no earlier W&B run recorded in {save_dir}: starting run {new}")
+    save_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(new + "\n")
+    return new
+
+
+class NoRun:
+    """Stands in for a W&B run that failed: every call does nothing."""
+
+    @property
+    def summary(self) -> dict:
+        return {}
+
+    def __getattr__(self, name: str):
+        return lambda *args, **kwargs: None
+
+
+class SafeWandbLogger(WandbLogger):
+    """A WandbLogger whose failures (no server, a network error mid-run) are one warning,
+    after which it logs nothing: W&B never stops training."""
+
+    _failure: str | None = None
+
+    def failed(self, err: Exception) -> None:
+        if self._failure is None:
+            self._failure = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:200]}"
+            warnings.warn(
+                f"W&B failed ({self._failure}); training goes on without W&B", stacklevel=3
+            )
+
+    @property
+    def experiment(self):
+        if self._failure is None:
+            try:
+                return super().experiment
+            except Exception as err:
+                self.failed(err)
+        return NoRun()
+
+    def log_metrics(self, *args, **kwargs) -> None:
+        self.guarded(super().log_metrics, *args, **kwargs)
+
+    def log_hyperparams(self, *args, **kwargs) -> None:
+        self.guarded(super().log_hyperparams, *args, **kwargs)
+
+    def log_image(self, *args, **kwargs) -> None:
+        self.guarded(super().log_image, *args, **kwargs)
+
+    def after_save_checkpoint(self, *args, **kwargs) -> None:
+        self.guarded(super().after_save_checkpoint, *args, **kwargs)
+
+    def finalize(self, *args, **kwargs) -> None:
+        self.guarded(super().finalize, *args, **kwargs)
+
+    def guarded(self, method, *args, **kwargs) -> None:
+        if self._failure is not None:
+            return
+        try:
+            method(*args, **kwargs)
+        except Exception as err:
+            self.failed(err)
 
 
 # summary.json fields that also go into the W&B run summary (the runs table columns).
@@ -91,3 +193,25 @@ def log_picture(loggers, key: str, path: Path, step: int | None = None) -> None:
         elif isinstance(logger, TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
             logger.experiment.add_image(key, image, global_step=step or 0, dataformats="HWC")
+
+
+class AppendingExperimentWriter(csv_logs.ExperimentWriter):
+    """Lightning's CSV writer, but an existing metrics.csv is continued, not deleted."""
+
+    def _check_log_dir_exists(self) -> None:
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as stream:
+                self.metrics_keys = sorted(next(csv.reader(stream), []))
+
+
+class CSVLogger(csv_logs.CSVLogger):
+    """Lightning's CSVLogger; a resumed run appends to its metrics.csv (Lightning's own
+    deletes the file when a logger starts in a directory that has one)."""
+
+    @property
+    @rank_zero_experiment
+    def experiment(self) -> AppendingExperimentWriter:
+        if self._experiment is None:
+            self._fs.makedirs(self.root_dir, exist_ok=True)
+            self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
+        return self._experiment

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
 
-from imgclf.errors import UserError
+from imgclf.errors import UserError, unreadable_file_message
 
 CHECKPOINTS = "checkpoints"
 BEST, LAST = "best.ckpt", "last.ckpt"
@@ -82,24 +82,16 @@ def read_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint as a dict, loaded with `weights_only=True`.
 
     A file that needs arbitrary unpickling (possibly code planted by whoever made it) is
-    refused with a one-line error; nothing in it runs.
+    refused with a one-line error ("refused: contains code"); nothing in it runs. A file
+    that is no checkpoint at all (random bytes, truncated) says so.
     """
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise UserError(
-            f"refusing to load {path}: it holds pickled objects other than tensors and plain "
-            f"data, which could run code ({first[:160]}); only load checkpoints you trust "
-            "and re-save them as plain state dicts"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as err:
-        raise UserError(
-            f"cannot read checkpoint {path}: {str(err).splitlines()[0][:200]}"
-        ) from None
+    except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
+        raise UserError(unreadable_file_message(path, err)) from None
 
 
 def load_classifier(path: str | Path):
@@ -117,8 +109,17 @@ def load_classifier(path: str | Path):
     hparams["weights"] = "none"
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*random initialisation.*")
-        model = ImageClassifier(**hparams)
-    model.load_state_dict(checkpoint["state_dict"])
+        try:
+            model = ImageClassifier(**hparams)
+        except TypeError as err:  # a hyperparameter ImageClassifier does not take
+            raise UserError(f"{path} is not an imgclf ImageClassifier checkpoint: {err}") from None
+    try:
+        model.load_state_dict(checkpoint["state_dict"])
+    except RuntimeError as err:
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise UserError(
+            f"{path}: its weights do not fit the model its hyperparameters describe ({detail})"
+        ) from None
     model.on_load_checkpoint(checkpoint)
     # Keep what the user trained with, not the "none" used to build the empty shell.
     model.hparams.weights = checkpoint["hyper_parameters"].get("weights", "auto")

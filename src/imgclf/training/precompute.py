@@ -154,11 +154,35 @@ def precompute_features(
     )
 
 
+def remove_dead_partials(cache_dir: Path) -> list[Path]:
+    """Remove `<key>.partial-<pid>` folders whose process no longer runs (a kill during a
+    build); another process's build in progress is left alone."""
+    removed = []
+    for staging in cache_dir.glob("*.partial-*"):
+        pid = staging.name.rsplit(".partial-", 1)[1]
+        if not pid.isdigit() or pid_alive(int(pid)):
+            continue
+        shutil.rmtree(staging, ignore_errors=True)
+        removed.append(staging)
+    return removed
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def build_cache(model, datamodule, views: int, image_size: int, directory: Path, device) -> None:
     """Write the cache into a temporary folder and rename it, so a half-written cache is never used."""
     # Per-process staging name: DDP ranks may build the same cache at the same time.
     staging = directory.with_name(f"{directory.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
+    remove_dead_partials(directory.parent)
     staging.mkdir(parents=True)
     was_training = model.training
     model.eval()

@@ -20,6 +20,7 @@ from imgclf.errors import required_callback
 class RecipeProgress(L.Callback):
     def __init__(self) -> None:
         self.stage_index = 0  # 1-based index of the running stage; 0 before the first
+        self.stages_done = 0  # how many stages have finished (their last epoch validated)
         self.stage_lrs: list[float] | None = None
         self.records: list[dict] = []  # one summary record per stage begun
         self.history: list[dict[str, float]] = []  # every validation's valid/* metrics
@@ -34,6 +35,10 @@ class RecipeProgress(L.Callback):
         self.stage_index = index
         self.stage_lrs = [float(lr) for lr in lrs]
         self.records = [*done, record]
+
+    def finish_stage(self, index: int) -> None:
+        """Stage `index` has done all its epochs."""
+        self.stages_done = index
 
     @property
     def last_metrics(self) -> dict[str, float]:
@@ -51,6 +56,7 @@ class RecipeProgress(L.Callback):
     def state_dict(self) -> dict:
         return {
             "stage_index": self.stage_index,
+            "stages_done": self.stages_done,
             "stage_lrs": self.stage_lrs,
             "records": copy.deepcopy(self.records),
             "history": self.history,
@@ -58,6 +64,7 @@ class RecipeProgress(L.Callback):
 
     def load_state_dict(self, state_dict: dict) -> None:
         self.stage_index = int(state_dict.get("stage_index", 0))
+        self.stages_done = int(state_dict.get("stages_done", 0))
         self.stage_lrs = state_dict.get("stage_lrs")
         self.records = list(state_dict.get("records", []))
         self.history = list(state_dict.get("history", []))

@@ -28,6 +28,13 @@ class ResumePoint:
     stage_index: int  # 1-based: the stage that was running
     stage_lrs: list[float] | None
     records: list[dict] = field(default_factory=list)  # one per stage begun, the last one running
+    stages_done: int = 0  # stages that had finished when the checkpoint was saved
+    hparams: dict = field(default_factory=dict)  # the model's (backbone, classes, ...)
+    shapes: dict = field(default_factory=dict)  # parameter name -> shape
+
+    def finished(self, num_stages: int) -> bool:
+        """The checkpoint was saved at the end of the recipe's last stage."""
+        return self.stages_done >= num_stages
 
 
 def resume_checkpoint(path: str | Path) -> Path:
@@ -84,4 +91,32 @@ def load_resume_point(path: str | Path) -> ResumePoint:
         stage_index=int(progress["stage_index"]),
         stage_lrs=progress.get("stage_lrs"),
         records=list(progress.get("records") or []),
+        stages_done=int(progress.get("stages_done") or 0),
+        hparams=dict(state.get("hyper_parameters") or {}),
+        shapes={k: tuple(v.shape) for k, v in (state.get("state_dict") or {}).items()},
     )
+
+
+def check_resume_fits(resume: ResumePoint, model) -> None:
+    """The model built from the config now must be the one the checkpoint holds: same
+    backbone, same classes, same tensors. A one-line error otherwise, before anything of the
+    run is rewritten (instead of a `size mismatch` traceback from the loading)."""
+    where = f"resume: {resume.checkpoint} was trained"
+    saved, now = resume.hparams, dict(model.hparams)
+    if saved.get("backbone") and saved["backbone"] != now.get("backbone"):
+        raise UserError(
+            f"{where} with model.backbone={saved['backbone']}, not {now.get('backbone')}: "
+            "resume with the run's own model"
+        )
+    if saved.get("class_names") and list(saved["class_names"]) != list(now["class_names"]):
+        raise UserError(
+            f"{where} on classes {list(saved['class_names'])[:10]}, but the data now has "
+            f"{list(now['class_names'])[:10]}: resume with the run's own data"
+        )
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    for name in sorted(set(shapes) | set(resume.shapes)):
+        if shapes.get(name) != resume.shapes.get(name):
+            raise UserError(
+                f"{where} with a different model: {name} is {resume.shapes.get(name)} there "
+                f"and {shapes.get(name)} now (model settings differ from the run's)"
+            )

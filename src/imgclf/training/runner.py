@@ -131,15 +131,17 @@ def run_stage(
     resume_from: Path | None = None,
 ) -> dict:
     """Train one stage at `image_size` with `lrs` (one per layer group) until the run has
-    done `epochs_until` epochs in all, save the stage's `checkpoint`, and return `record`
-    completed with the LRs, the last validation's metrics and the checkpoint path."""
+    done `epochs_until` epochs in all, and return `record` completed with the LRs, the last
+    validation's metrics and the path of the stage's `checkpoint` (see `save_stage_end`)."""
     model.set_stage(stage.plan(lrs, image_size))
+    # Lightning keeps the modes it finds; an LR finder or precompute after the last fit
+    # leaves the model in eval mode (norm statistics frozen, no dropout), a resumed one not.
+    model.train()
     trainer.fit_loop.max_epochs = epochs_until
     if resume_from is not None:  # weights-only load: a checkpoint can carry no code
         trainer.fit(model, **loaders, ckpt_path=resume_from, weights_only=True)
     else:
         trainer.fit(model, **loaders)
-    trainer.save_checkpoint(checkpoint, weights_only=False)
     if "valid/acc" in trainer.callback_metrics:
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     else:  # a resumed fit with nothing left to do ran no validation: the last one recorded
@@ -151,6 +153,14 @@ def run_stage(
         checkpoint=str(checkpoint),
     )
     return record
+
+
+def save_stage_end(trainer: L.Trainer, checkpoint: Path) -> None:
+    """The stage's own checkpoint, and last.ckpt beside it: both say the stage is done, so a
+    run stopped before the next stage's first step resumes with that stage, and a finished
+    run's last.ckpt says it is finished."""
+    trainer.save_checkpoint(checkpoint, weights_only=False)
+    trainer.save_checkpoint(checkpoint.with_name("last.ckpt"), weights_only=False)
 
 
 def begin_stage(
@@ -215,6 +225,8 @@ def run_recipe(
         resume_from = resumed.checkpoint if resumed else None
         args = (loaders, lrs, image_size, epochs_until, record, checkpoint, resume_from)
         run_stage(trainer, model, stage, *args)
+        progress.finish_stage(index)
+        save_stage_end(trainer, checkpoint)
         record["seconds"] = round(time.perf_counter() - started, 2)
         records.append(record)
     return records

@@ -1,0 +1,117 @@
+"""Config mistakes found before a command starts, each as one line (exit status 2).
+
+Hydra reports a bad override with several lines and exit status 1 (an unknown key, an
+unknown group option, a parse error); a value of the wrong type or range would fail much
+later with a traceback. `compose_checked` composes the command's config exactly as Hydra
+will, and turns both kinds into a UserError: unknown keys with a "did you mean", unknown
+group options with the choices.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from imgclf.errors import UserError
+
+# key -> (kind, smallest value); checked where the key is in the composed config.
+VALUE_RULES: dict[str, tuple[type, float]] = {
+    "seed": (int, 0),
+    "data.image_size": (int, 1),
+    "data.batch_size": (int, 1),
+    "data.num_workers": (int, 0),
+    "data.valid_pct": (float, 0),
+    "data.per_class": (int, 1),
+    "data.min_scale": (float, 0),
+    "lr_find.num_iter": (int, 1),
+    "lr_find.start_lr": (float, 0),
+    "lr_find.end_lr": (float, 0),
+    "tta.n": (int, 0),
+    "callbacks.default.step_checkpoint_every": (int, 0),
+    "callbacks.default.views_k": (int, 0),
+}
+# Settings people look for in the wrong place.
+MOVED = {
+    "trainer.max_epochs": "the recipe sets the epochs: recipe.stages.<i>.epochs=N",
+    "trainer.min_epochs": "the recipe sets the epochs: recipe.stages.<i>.epochs=N",
+}
+
+
+def compose_checked(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """The config Hydra will build from `overrides`, or a one-line UserError."""
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        cfg = compose(config_dir, config_name, overrides)
+    except (HydraException, OmegaConfBaseException, ValueError) as err:
+        raise UserError(explain(err, config_dir, config_name, overrides)) from None
+    check_values(cfg)
+    return cfg
+
+
+def compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(config_dir), version_base="1.3"):
+        return hydra_compose(config_name, overrides=overrides)
+
+
+def explain(err: Exception, config_dir: Path, config_name: str, overrides: list[str]) -> str:
+    text = str(err)
+    unknown = re.search(r"Could not override '([^']+)'", text) or re.search(
+        r"Key '[^']+' is not in struct\s+full_key: (\S+)", text
+    )
+    if unknown:
+        return unknown_key(unknown.group(1), config_dir, config_name, overrides)
+    missing = re.search(r"Could not find '([^'/]+)/([^']+)'", text)
+    if missing:
+        group, option = missing.groups()
+        choices = re.findall(r"^\t(\S+)$", text, flags=re.MULTILINE)
+        listed = f"; choose one of: {', '.join(choices)}" if choices else ""
+        return f"{group}={option}: no such {group} option{listed}"
+    override = getattr(err, "override", None)
+    if override is not None:  # the override grammar: quote values with odd characters
+        return f"cannot parse the override {override!r}: {text.strip().splitlines()[0]}"
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(err).__name__
+
+
+def unknown_key(key: str, config_dir: Path, config_name: str, overrides: list[str]) -> str:
+    """`key: no such setting`, with the closest existing key of its section."""
+    if key in MOVED:
+        return f"{key}: no such setting; {MOVED[key]}"
+    parent, _, leaf = key.rpartition(".")
+    groups = [o for o in overrides if re.fullmatch(r"[\w/]+=[\w.\-/]+", o)]
+    try:
+        node = OmegaConf.select(compose(config_dir, config_name, groups), parent or ".")
+    except Exception:  # a group option that does not exist either: no suggestion
+        node = None
+    names = [str(k) for k in node] if isinstance(node, DictConfig) else []
+    close = difflib.get_close_matches(leaf, names, n=1, cutoff=0.6)
+    prefix = f"{parent}." if parent else ""
+    if close:
+        hint = f"did you mean {prefix}{close[0]}?"
+    elif names:
+        hint = f"{parent or 'the config'} has: {', '.join(names[:20])}"
+    else:
+        hint = f"add a new one with +{key}=VALUE"
+    return f"{key}: no such setting; {hint}"
+
+
+def check_values(cfg: DictConfig) -> None:
+    """Whole numbers and numbers where the config expects them, in range (one line each)."""
+    for key, (kind, smallest) in VALUE_RULES.items():
+        value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
+        if value is None:
+            continue
+        what = "a whole number" if kind is int else "a number"
+        wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
+        if not wrong_type and kind is int and not float(value).is_integer():
+            wrong_type = True
+        if wrong_type or value < smallest:
+            raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}")

@@ -1,0 +1,346 @@
+"""Faults: a stopped, killed or repeated run never loses or mixes results.
+
+The stop tests run `imgclf train` in a subprocess and send it a real signal in the middle of
+an epoch of the second stage, then resume and compare with an uninterrupted run.
+"""
+
+import csv
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from helpers.cli import run_cli
+from helpers.folders import make_image_folder
+from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
+from lightning.pytorch.loggers import WandbLogger
+from PIL import Image
+
+from imgclf.cli import main
+from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
+from imgclf.data import FolderDataModule
+from imgclf.data.images import unreadable_reason
+from imgclf.errors import UserError
+from imgclf.model.backbone import read_state_dict
+from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
+from imgclf.training.checkpoints import load_classifier, read_checkpoint
+from imgclf.training.precompute import remove_dead_partials
+
+
+@pytest.fixture(scope="module")
+def whole_run(tmp_path_factory) -> tuple[Path, Path]:
+    """The image folder and an uninterrupted deterministic two-stage run on it."""
+    workdir = tmp_path_factory.mktemp("faults")
+    root = make_image_folder(workdir / "pets", n_train=5, n_valid=3, size=40)
+    return root, last_line(run_cli("train", *overrides(root, workdir, "whole"), cwd=workdir))
+
+
+def stop_in_second_stage(args: list[str], cwd: Path, run_root: Path, signum: int):
+    """Start `imgclf train`, send `signum` after a training step of stage 2; return the run
+    directory, the exit status and what it wrote on stderr."""
+    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
+    with open(cwd / "stderr.txt", "w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "imgclf.cli", "train", *args],
+            cwd=cwd,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            run_dir = wait_for_a_step_in_stage_two(process, run_root)
+            process.send_signal(signum)
+            process.wait(timeout=300)
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    return run_dir, process.returncode, (cwd / "stderr.txt").read_text()
+
+
+def files_and_times(run_dir: Path) -> dict[Path, int]:
+    return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
+
+
+@pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, status):
+    root, whole = whole_run
+    args = overrides(root, tmp_path, "stopped")
+    run_dir, code, stderr = stop_in_second_stage(
+        args, tmp_path, tmp_path / "stopped" / "train", signum
+    )
+
+    assert code == status, stderr[-3000:]
+    assert "Traceback" not in stderr and not (run_dir / "summary.json").exists()
+    saved = run_dir / "checkpoints" / "interrupted.ckpt"
+    lines = stderr.strip().splitlines()
+    assert lines[-2] == f"interrupted: saved {saved}"
+    assert lines[-1].startswith("imgclf train ".join(["resume with: ", ""]))
+    assert lines[-1].endswith(f"resume={saved}")
+    # Saved at the end of a training batch of stage 2, in the middle of an epoch.
+    checkpoint = read_checkpoint(saved)
+    assert checkpoint["callbacks"]["RecipeProgress"]["stage_index"] == 2
+    assert STEPS_PER_EPOCH < checkpoint["global_step"] < 3 * STEPS_PER_EPOCH
+    assert checkpoint["global_step"] % STEPS_PER_EPOCH != 0
+
+    result = run_cli("train", *args, f"resume={saved}", cwd=tmp_path)
+    assert last_line(result) == run_dir
+    expected = read_checkpoint(whole / "checkpoints" / "stage2-finetune.ckpt")
+    got = read_checkpoint(run_dir / "checkpoints" / "stage2-finetune.ckpt")
+    assert got["global_step"] == expected["global_step"] == 3 * STEPS_PER_EPOCH
+    torch.testing.assert_close(got["state_dict"], expected["state_dict"], rtol=1e-6, atol=1e-7)
+    # No lost batch and no lost validation: every epoch's metrics, as uninterrupted.
+    whole_summary = json.loads((whole / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert [h["epoch"] for h in summary["history"]] == [0, 1, 2]
+    for got_epoch, expected_epoch in zip(summary["history"], whole_summary["history"], strict=True):
+        assert got_epoch == pytest.approx(expected_epoch, rel=1e-6, abs=1e-7)
+
+    # The CSV log was continued: the validation of the first stage, before the stop, is there.
+    with open(run_dir / "csv" / "metrics.csv", newline="") as stream:
+        rows = [row for row in csv.DictReader(stream) if row.get("valid/acc")]
+    assert [int(float(row["epoch"])) for row in rows] == [0, 1, 2]
+
+    # last.ckpt closes the finished run; resuming it says so and rewrites nothing.
+    last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")
+    assert last["global_step"] == 3 * STEPS_PER_EPOCH
+    assert last["callbacks"]["RecipeProgress"]["stages_done"] == 2
+    before = files_and_times(run_dir)
+    again = run_cli("train", *args, f"resume={run_dir}", cwd=tmp_path)
+    assert last_line(again) == run_dir
+    assert "ends a finished run: nothing to do" in again.stdout
+    after = files_and_times(run_dir)
+    assert {p: t for p, t in after.items() if p.suffix != ".log"} == {
+        p: t for p, t in before.items() if p.suffix != ".log"
+    }
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.bach_size=8"], "data.bach_size: no such setting; did you mean data.batch_size?"),
+        (["recipe=foo"], "recipe=foo: no such recipe option; choose one of: fine_tune, lesson1"),
+        (["trainer.max_epochs=1"], "the recipe sets the epochs: recipe.stages.<i>.epochs=N"),
+        (["data.image_size=abc"], "data.image_size='abc': must be a whole number >= 1"),
+        (["seed=abc"], "seed='abc': must be a whole number >= 0"),
+        (["data.batch_size=0"], "data.batch_size=0: must be a whole number >= 1"),
+        (["data.num_workers=1.5"], "data.num_workers=1.5: must be a whole number >= 0"),
+    ],
+)
+def test_config_mistakes_are_one_line_and_exit_2(overrides, message, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(sys, "argv", ["imgclf"])
+    monkeypatch.setenv("IMGCLF_COMMAND", "")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", *overrides, f"paths.log_dir={tmp_path / 'logs'}"])
+    stderr = capsys.readouterr().err
+    assert exit_info.value.code == 2, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], stderr
+    assert not (tmp_path / "logs").exists()  # nothing was started
+
+
+def test_the_help_example_is_a_valid_config():
+    from imgclf.cli import USAGE, config_dir
+    from imgclf.commands.config_check import compose_checked
+
+    example = next(line for line in USAGE.splitlines() if line.strip().startswith("imgclf train"))
+    overrides = [o for o in example.split()[2:] if not o.startswith("data.root=")]
+    cfg = compose_checked(config_dir(), "train", overrides)
+    assert cfg.recipe.stages[1].epochs == 3
+
+
+def test_a_run_directory_in_use_stops_a_second_run_at_once(tmp_path, capsys, monkeypatch):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    lock = run_dir / LOCK_NAME
+    owner = {"pid": os.getppid(), "host": socket.gethostname()}  # a process that runs
+    lock.write_text(json.dumps(owner))
+    monkeypatch.setattr(sys, "argv", ["imgclf"])
+    monkeypatch.setenv("IMGCLF_COMMAND", "")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", f"hydra.run.dir={run_dir}", f"paths.log_dir={tmp_path / 'logs'}"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert lines == [
+        f"error: {run_dir} is in use by another run (pid {owner['pid']} on {owner['host']}); "
+        f"wait for it to end, or use another directory (remove {lock} only if that run is gone)"
+    ]
+    # Nothing of the directory was touched: no config, no overrides, the owner's lock (and
+    # Hydra's log, which every command appends to).
+    assert sorted(p.name for p in run_dir.iterdir() if p.suffix != ".log") == [LOCK_NAME]
+    assert json.loads(lock.read_text()) == owner
+
+
+def test_the_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsys):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1)
+    dead_pid = int(gone.stdout)
+    (tmp_path / LOCK_NAME).write_text(json.dumps({"pid": dead_pid, "host": socket.gethostname()}))
+    lock = lock_run_directory(tmp_path)
+    assert json.loads(lock.read_text())["pid"] == os.getpid()
+    assert capsys.readouterr().err == (
+        f"warning: taking over the stale lock {lock} of pid {dead_pid} on {socket.gethostname()}\n"
+    )
+    release_run_lock(lock, os.getpid())
+    assert not lock.exists()
+
+
+def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path):
+    root, whole = whole_run
+    others = make_image_folder(tmp_path / "birds", n_train=2, n_valid=1, classes=("owl", "jay"))
+    before = {p: p.read_bytes() for p in [whole / "config.yaml", whole / ".hydra/overrides.yaml"]}
+    times = files_and_times(whole)
+    stage1 = whole / "checkpoints" / "stage1-head.ckpt"  # a run still to finish from there
+    result = run_cli("train", f"resume={stage1}", f"data.root={others}", cwd=tmp_path)
+    assert result.returncode == 2, result.stderr[-3000:]
+    lines = result.stderr.strip().splitlines()
+    assert lines[-1].startswith(f"error: resume: {stage1} was trained on classes")
+    assert "on classes ['cats', 'dogs'], but the data now has ['jay', 'owl']" in lines[-1]
+    assert "Traceback" not in result.stderr
+    assert {p: p.read_bytes() for p in before} == before
+    assert {p: t for p, t in files_and_times(whole).items() if p.suffix != ".log"} == {
+        p: t for p, t in times.items() if p.suffix != ".log"
+    }
+    # The plain resume still works: the run is finished.
+    again = run_cli("train", f"resume={whole}", cwd=tmp_path)
+    assert again.returncode == 0 and "ends a finished run: nothing to do" in again.stdout
+
+
+class Code:
+    def __reduce__(self):
+        return (os.system, ("true",))
+
+
+def test_error_texts_about_files_are_true(tmp_path):
+    random_bytes = tmp_path / "random.ckpt"
+    random_bytes.write_bytes(bytes(range(256)) * 20)
+    with pytest.raises(UserError) as err:
+        read_checkpoint(random_bytes)
+    assert str(err.value).startswith(f"{random_bytes} is not a checkpoint")
+
+    code = tmp_path / "code.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": Code()}, code)
+    with pytest.raises(UserError) as err:
+        read_checkpoint(code)
+    assert "refused: contains code (it would call posix.system" in str(err.value)
+    assert "weights_only" not in str(err.value) and "\n" not in str(err.value)
+
+    garbage = tmp_path / "garbage.safetensors"
+    garbage.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all")
+    with pytest.raises(UserError) as err:
+        read_state_dict(garbage)
+    assert str(err.value).startswith(f"{garbage} is not a weights file")
+    with pytest.raises(UserError) as err:
+        read_state_dict(code)
+    assert "refused: contains code" in str(err.value) and "weights_only" not in str(err.value)
+
+
+def test_a_checkpoint_with_foreign_or_mismatched_hparams_is_one_line(tmp_path):
+    foreign = tmp_path / "foreign.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"num_classes": 2, "colour": 1}}, foreign)
+    with pytest.raises(UserError, match="not an imgclf ImageClassifier checkpoint: .*colour"):
+        load_classifier(foreign)
+    head = {"head.8.weight": torch.zeros(3, 512), "head.8.bias": torch.zeros(3)}
+    wrong = tmp_path / "wrong.ckpt"
+    hparams = {"backbone": "resnet18", "num_classes": 2, "weights": "none"}
+    torch.save({"state_dict": head, "hyper_parameters": hparams}, wrong)
+    with pytest.raises(UserError, match="its weights do not fit the model") as err:
+        load_classifier(wrong)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("verify", ["none", "header", "full"])
+def test_a_fifo_is_skipped_at_every_verify_level(verify, tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=3, n_valid=1, size=32)
+    fifo = root / "train" / "cats" / "pipe.jpg"
+    os.mkfifo(fifo)  # opening it for reading would block forever
+    datamodule = FolderDataModule(root, num_workers=0, verify=verify)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable files"):
+        datamodule.setup("fit")
+    assert datamodule.skipped == [(fifo, "not a regular file (FIFO)")]
+    assert fifo not in [path for path, _ in datamodule.train_items + datamodule.valid_items]
+
+
+def test_the_decode_budget_counts_bytes_not_pixels(tmp_path):
+    deep = tmp_path / "deep.png"
+    Image.fromarray(np.full((100, 100), 40000, dtype=np.uint16)).save(deep)
+    plain = tmp_path / "plain.png"
+    Image.fromarray(np.zeros((100, 100, 3), dtype=np.uint8)).save(plain)
+    # 10,000 pixels are under the limit of 12,000; a 16-bit image needs 40 kB to decode,
+    # above the 36 kB of an 8-bit RGB image of 12,000 pixels.
+    assert unreadable_reason(plain, "header", max_pixels=12_000) is None
+    reason = unreadable_reason(deep, "header", max_pixels=12_000)
+    assert reason == (
+        "too large: 100x100 I;16 needs 0.00 GB to decode, above the 0.00 GB of "
+        "data.max_pixels 12,000 RGB pixels"
+    )
+    assert unreadable_reason(deep, "header", max_pixels=10_000 * 2) is None
+
+
+def test_leftover_partial_caches_of_dead_processes_are_removed(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], stdout=-1)
+    dead = tmp_path / f"abc123.partial-{int(gone.stdout)}"
+    live = tmp_path / f"abc123.partial-{os.getpid()}"
+    dead.mkdir()
+    live.mkdir()
+    (dead / "features.pt").write_bytes(b"half")
+    assert remove_dead_partials(tmp_path) == [dead]
+    assert not dead.exists() and live.exists()
+
+
+def test_a_hidden_class_folder_is_named_in_the_scan_warning(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=3, n_valid=1, size=32)
+    shutil.copytree(root / "train" / "cats", root / "train" / ".birds")
+    datamodule = FolderDataModule(root, num_workers=0)
+    with pytest.warns(UserWarning, match=r"ignored hidden folders in .*train \(not classes\): "):
+        datamodule.setup("fit")
+    assert datamodule.classes == ["cats", "dogs"]
+
+
+def test_wandb_falls_back_to_offline_at_once_without_a_server(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("WANDB_MODE", "")  # set but empty: as if unset
+    assert resolve_mode("auto") == ("offline", "no W&B credentials found")
+    assert "WANDB_MODE" not in os.environ
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    assert resolve_mode("auto") == (
+        "offline",
+        f"W&B credentials found, but 127.0.0.1:{port} cannot be reached",
+    )
+
+
+def test_a_wandb_failure_is_one_warning_and_training_goes_on(tmp_path, monkeypatch):
+    def no_server(self):
+        raise RuntimeError("CommError: Run initialization has timed out\nmore lines")
+
+    monkeypatch.setattr(WandbLogger, "experiment", property(no_server))
+    logger = SafeWandbLogger(mode="offline", save_dir=str(tmp_path))
+    with pytest.warns(UserWarning) as caught:
+        logger.log_hyperparams({"lr": 0.1})
+        logger.log_metrics({"valid/acc": 1.0}, step=1)
+        logger.experiment.summary.update({"best": 1})
+        logger.experiment.finish()
+    assert [str(w.message) for w in caught] == [
+        "W&B failed (RuntimeError: CommError: Run initialization has timed out); "
+        "training goes on without W&B"
+    ]
+
+
+def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    first = wandb_logger(save_dir=str(tmp_path), project="p")
+    again = wandb_logger(save_dir=str(tmp_path), project="p")
+    assert first._wandb_init["id"] == again._wandb_init["id"]
+    assert again._wandb_init["resume"] == "allow"
+    assert (tmp_path / "wandb-run-id").read_text().strip() == first._wandb_init["id"]
