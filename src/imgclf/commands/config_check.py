@@ -17,21 +17,17 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgclf.errors import UserError
 
-# key -> (kind, smallest value); checked where the key is in the composed config.
-VALUE_RULES: dict[str, tuple[type, float]] = {
-    "seed": (int, 0),
-    "data.image_size": (int, 1),
-    "data.batch_size": (int, 1),
-    "data.num_workers": (int, 0),
-    "data.valid_pct": (float, 0),
-    "data.per_class": (int, 1),
-    "data.min_scale": (float, 0),
-    "lr_find.num_iter": (int, 1),
-    "lr_find.start_lr": (float, 0),
-    "lr_find.end_lr": (float, 0),
-    "tta.n": (int, 0),
-    "callbacks.default.step_checkpoint_every": (int, 0),
-    "callbacks.default.views_k": (int, 0),
+# (kind, smallest value) -> the keys it rules; checked where the key is in the composed config.
+VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
+    (int, 0): (
+        "seed",
+        "data.num_workers",
+        "tta.n",
+        "callbacks.default.step_checkpoint_every",
+        "callbacks.default.views_k",
+    ),
+    (int, 1): ("data.image_size", "data.batch_size", "data.per_class", "lr_find.num_iter"),
+    (float, 0): ("data.valid_pct", "data.min_scale", "lr_find.start_lr", "lr_find.end_lr"),
 }
 # Settings people look for in the wrong place.
 MOVED = {
@@ -105,7 +101,8 @@ def unknown_key(key: str, config_dir: Path, config_name: str, overrides: list[st
 
 def check_values(cfg: DictConfig) -> None:
     """Whole numbers and numbers where the config expects them, in range (one line each)."""
-    for key, (kind, smallest) in VALUE_RULES.items():
+    rules = [(key, rule) for rule, keys in VALUE_RULES.items() for key in keys]
+    for key, (kind, smallest) in rules:
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
         if value is None:
             continue

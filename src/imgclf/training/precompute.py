@@ -27,6 +27,7 @@ from torch.utils.data import DataLoader, Dataset
 from imgclf.data.dataset import Item
 from imgclf.data.replay_loader import ReplayDataLoader
 from imgclf.model.head import HEAD_FEATURES_INDEX
+from imgclf.processes import pid_alive
 
 # 2: one-warp augmentation (RandomCropWarp), OpenCV JPEG decoding.
 PIPELINE_VERSION = 2
@@ -165,16 +166,6 @@ def remove_dead_partials(cache_dir: Path) -> list[Path]:
         shutil.rmtree(staging, ignore_errors=True)
         removed.append(staging)
     return removed
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def build_cache(model, datamodule, views: int, image_size: int, directory: Path, device) -> None:
