@@ -53,7 +53,12 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
         )
     else:
         rank_zero_info(f"W&B: mode {resolved} ({why})")
-    return WandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+    logger = WandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+    # Lightning passes anonymous=None, which W&B warns about ("has no effect").
+    init = getattr(logger, "_wandb_init", {})
+    if init.get("anonymous", "unset") is None:
+        init.pop("anonymous")
+    return logger
 
 
 # summary.json fields that also go into the W&B run summary (the runs table columns).
