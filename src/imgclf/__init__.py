@@ -37,6 +37,7 @@ _EXPORTS = {
     "fit_recipe": "imgclf.api",
     "load": "imgclf.api",
     "show_batch": "imgclf.api",
+    "plot_history": "imgclf.api",
     "TrainedRun": "imgclf.api",
     "ImagePrediction": "imgclf.api",
     "interpret": "imgclf.evaluation.interpretation",

@@ -31,16 +31,18 @@ import torch
 import yaml
 from PIL import Image
 
+from imgclf.callbacks.console import EpochSummary
 from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
 from imgclf.data.images import load_rgb, to_rgb
 from imgclf.data.transforms import eval_transform
 from imgclf.evaluation.collect import quiet_lightning
 from imgclf.evaluation.export import input_size
-from imgclf.evaluation.pictures import augmented_samples, batch_figure
+from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
 from imgclf.model import ImageClassifier
 from imgclf.reporting import quiet_third_party
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
+from imgclf.training.progress import RecipeProgress
 from imgclf.training.recipe import Stage, parse_recipe
 from imgclf.training.runner import run_recipe
 
@@ -65,13 +67,15 @@ def make_trainer(
     Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
     (prediction collection, clipped log-loss, the NaN-loss stop, RecipeProgress with
     `.history` of every validation; with `run_dir` the misclassification views written to
-    `run_dir/interpret/`). `quiet` silences Lightning's device banner and its warning about
-    few DataLoader workers. Extra keyword arguments go to L.Trainer.
+    `run_dir/interpret/`) and a line per epoch (`EpochSummary`). `quiet` silences Lightning's
+    device banner, its warning about few DataLoader workers and other libraries' notices
+    (`quiet_third_party`). Extra keyword arguments go to L.Trainer.
     """
     if quiet:
         quiet_lightning()
         quiet_third_party()
     every = default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)
+    every.insert(0, EpochSummary())  # a line per epoch, so a notebook cell shows progress
     settings = dict(
         accelerator=accelerator,
         devices=devices,
@@ -118,13 +122,13 @@ def fit_recipe(
     one run. run_dir (default logs/api/<date>_<time>) receives stage checkpoints
     (`checkpoints/stage<N>-<name>.ckpt`), LR finder plots and `interpret/`. Returns one
     record per stage: epochs, image size, LR per group, seconds, valid accuracy and
-    log-loss, checkpoint.
+    log-loss, checkpoint, and `history` (its epochs' metrics; `plot_history(records)`).
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     trainer = trainer or make_trainer(run_dir)
     datamodule.setup("fit")
     datamodule.set_data_config(model.data_config)
-    return run_recipe(
+    records = run_recipe(
         trainer,
         model,
         datamodule,
@@ -133,6 +137,23 @@ def fit_recipe(
         cache_dir=Path(cache_dir),
         lr_find_settings=lr_find_settings,
     )
+    history = RecipeProgress.of(trainer).history
+    # Copies: the runner's records also live in the checkpoints' recipe state.
+    return [
+        {**record, "history": [h for h in history if h.get("stage") == record["name"]]}
+        for record in records
+    ]
+
+
+def plot_history(records: list[dict]):
+    """Train and valid loss and valid accuracy per epoch of the records `fit_recipe`
+    returned (of one call or several, in order), stage boundaries marked: a Figure."""
+    history, starts = [], {}
+    for index, record in enumerate(records):
+        if index:
+            starts[record["name"]] = len(history)
+        history += [{**h, "epoch": len(history) + i} for i, h in enumerate(record["history"])]
+    return history_figure(history, starts)
 
 
 @dataclass
