@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 
 # albumentations asks PyPI for a newer version on import; a template must never phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+# tqdm warns on import in a notebook without ipywidgets (timm's hub code imports tqdm.auto);
+# imgclf draws no tqdm bars, so the warning is noise in every notebook that uses it.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 
