@@ -18,8 +18,17 @@ HARMLESS_WARNINGS = (
     # torch's pytree, used by Lightning internally.
     (r".*LeafSpec.* is deprecated", "inside torch/Lightning"),
 )
-# Lightning's INFO lines that advertise other products.
-ADVERTS = ("litlogger", "litmodels", "💡 Tip")
+# Lightning's INFO lines that advertise other products, or say what imgclf's own lines
+# already say (a stage's end, the one-line model summary replacing Lightning's table).
+ADVERTS = (
+    "litlogger",
+    "litmodels",
+    "💡 Tip",
+    "Skipping setting a default `ModelSummary`",
+    "to estimate number of stepping batches",
+    "` reached.",
+    "TPU available",
+)
 
 
 class DropAdverts(logging.Filter):
