@@ -47,10 +47,10 @@ def test_the_readme_has_commands_for_every_step():
     assert {"train", "lr-find", "evaluate", "predict", "export"} <= commands
 
 
-def fake_run(workdir: Path) -> Path:
-    """The README's example run directory, as `imgclf train` leaves it (an empty
-    checkpoint: these tests only compose configs)."""
-    run = workdir / "logs" / "train" / PLACEHOLDERS["<run>"]
+def fake_run(workdir: Path, name: str) -> Path:
+    """One of the README's example run directories, as `imgclf train` leaves it (empty
+    checkpoints: these tests only compose configs)."""
+    run = workdir / "logs" / "train" / name
     (run / "checkpoints").mkdir(parents=True)
     (run / "checkpoints" / "last.ckpt").touch()
     (run / "checkpoints" / "best.ckpt").touch()
@@ -69,7 +69,8 @@ def fake_run(workdir: Path) -> Path:
 def test_every_readme_command_composes(line, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    fake_run(tmp_path)
+    for name in set(re.findall(r"logs/train/([\w-]+)", README.read_text())):
+        fake_run(tmp_path, name)
     command, overrides = command_and_overrides(line)
     if command == "demo":
         return
