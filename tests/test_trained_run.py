@@ -204,3 +204,17 @@ def test_the_python_api_loads_a_run_and_predicts_one_image(trained_run):
     assert run.predict(np.asarray(pil) / 255.0).probs == pytest.approx(answer.probs, abs=1e-6)
     figure = run.show_batch(n=4)
     assert len([ax for ax in figure.axes if ax.images]) == 4
+
+
+def test_lr_find_on_a_run_takes_its_data_model_and_recipe(trained_run):
+    from hydra import compose, initialize_config_dir
+
+    from imgclf.cli import config_dir, hydra_argv
+
+    run_dir, root, _ = trained_run
+    argv = hydra_argv("lr-find", [f"ckpt={run_dir}", "lr_find.num_iter=5"])
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("lr_find", overrides=argv)
+    assert cfg.data.root == str(root) and cfg.data.image_size == 32
+    assert cfg.recipe.name == "fine_tune" and cfg.recipe.stages[1].epochs == 1
+    assert cfg.ckpt == str(run_dir) and cfg.lr_find.num_iter == 5
