@@ -9,9 +9,13 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install train demo test bench bench-gpu bench-contention lint lock clean
+.PHONY: help install train demo test test-fast bench bench-gpu bench-contention lint lock clean
 
-install: $(INSTALLED)
+# `make help` (the default target): every target with its `##` description.
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 12
+
+install: $(INSTALLED) ## create .venv and install the pinned dependencies
 
 # Reinstall only when the dependency declarations change.
 $(INSTALLED): pyproject.toml requirements.lock
@@ -19,38 +23,42 @@ $(INSTALLED): pyproject.toml requirements.lock
 	$(BIN)/python -m pip install --quiet --constraint requirements.lock --editable ".[dev]"
 	touch $@
 
-demo: $(INSTALLED)
+demo: $(INSTALLED) ## build the embedded digits demo folder (data/digits)
 	$(BIN)/imgclf demo data/digits
 
 # The main job: the lesson-1 recipe with tf_efficientnet_lite0 on the embedded digits demo.
 # ARGS adds Hydra overrides.
-train: demo
+train: demo ## the lesson-1 recipe on the demo digits (ARGS: more overrides)
 	$(BIN)/imgclf train experiment=digits $(ARGS)
 
-test: $(INSTALLED)
+test: $(INSTALLED) ## the whole test suite, what CI runs (ARGS: pytest options)
 	$(BIN)/python -m pytest $(ARGS)
+
+# The inner loop: everything but the end-to-end training tests (marked slow).
+test-fast: $(INSTALLED) ## the tests that train no model end to end (-m "not slow")
+	$(BIN)/python -m pytest -m "not slow" $(ARGS)
 
 # Speed and memory benchmarks -> benchmarks/results.json and results.md (about 8 minutes
 # on 2 CPU cores). ARGS=--quick: fewer rounds, no demo recipe run.
-bench: $(INSTALLED)
+bench: $(INSTALLED) ## speed and memory benchmarks (ARGS=--quick: fewer rounds)
 	$(BIN)/python benchmarks/run.py $(ARGS)
 
 # The workflow on a GPU -> benchmarks/results-gpu.json and results-gpu.md (about 8 minutes
 # on one H200). ARGS="--only overhead,feeding" for a subset.
-bench-gpu: $(INSTALLED)
+bench-gpu: $(INSTALLED) ## the GPU benchmark (needs a GPU) -> benchmarks/results-gpu.md
 	$(BIN)/python benchmarks/gpu.py $(ARGS)
 
 # Training images/s with and without a competing busy process, per torch threads and
 # loader workers -> benchmarks/results-contention.json and a section of results.md.
-bench-contention: $(INSTALLED)
+bench-contention: $(INSTALLED) ## CPU contention figures -> benchmarks/results.md
 	$(BIN)/python benchmarks/contention.py $(ARGS)
 
-lint: $(INSTALLED)
+lint: $(INSTALLED) ## pre-commit: ruff, nbstripout, hygiene hooks (offline)
 	$(BIN)/pre-commit run --all-files
 
 # Re-pin requirements.lock from what the virtualenv holds (after changing pyproject.toml).
-lock: $(INSTALLED)
+lock: $(INSTALLED) ## re-pin requirements.lock from the virtualenv
 	$(BIN)/python -m pip freeze --exclude-editable | grep -v '^imgclf' > requirements.lock
 
-clean:
+clean: ## remove logs, outputs and tool caches
 	rm -rf logs outputs .pytest_cache .ruff_cache

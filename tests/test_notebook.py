@@ -81,18 +81,21 @@ def test_notebook_runs_top_to_bottom_with_small_settings(tmp_path):
     )
     assert (run_dir / "interpret_final" / "confusion.png").is_file()
     assert list((run_dir / "checkpoints").glob("stage1-finetune.ckpt"))
-    # Pictures shown inline: samples, two LR finder plots, six view grids, confusion matrix.
+    # Pictures shown inline: samples, an augmented batch, two LR finder plots, the loss
+    # curves, six view grids, the confusion matrix and the new image predicted at the end.
     pictures = sum(
         "image/png" in output.get("data", {})
         for cell in notebook.cells
         if cell.cell_type == "code"
         for output in cell.outputs
     )
-    assert pictures == 10
-    text = "".join(
-        output.get("text", "")
-        for cell in notebook.cells
-        if cell.cell_type == "code"
-        for output in cell.outputs
-    )
+    assert pictures == 13
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    text = "".join(output.get("text", "") for output in outputs)
     assert "TTA x1" in text and "test accuracy" in text
+    # Training cells show a line per stage and per epoch as they go.
+    assert "stage 1/1 head: 1 epoch at 32 px" in text and "epoch 1/1 (head): train loss" in text
+    assert "epoch 1/1 (finetune): train loss" in text
+    assert "top 3: [(" in text  # the reloaded model's answer for a new image
+    stderr = "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+    assert "Warning" not in stderr and "warn(" not in stderr, stderr[-2000:]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import importlib
 import os
+import warnings
 
 # albumentations asks PyPI for a newer version on import; a template must never phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -25,6 +26,9 @@ os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 # other busy process on the cores slows training about tenfold (benchmarks/results.md, "CPU
 # contention"). Read when OpenMP starts, i.e. when torch is imported; set your own to override.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# tqdm warns on import in a notebook without ipywidgets (timm's hub code imports tqdm.auto);
+# imgclf draws no tqdm bars, so the warning is noise in every notebook that uses it.
+warnings.filterwarnings("ignore", message="IProgress not found")
 
 __version__ = "0.1.0"
 
@@ -39,6 +43,11 @@ _EXPORTS = {
     "load_classifier": "imgclf.training.checkpoints",
     "make_trainer": "imgclf.api",
     "fit_recipe": "imgclf.api",
+    "load": "imgclf.api",
+    "show_batch": "imgclf.api",
+    "plot_history": "imgclf.api",
+    "TrainedRun": "imgclf.api",
+    "ImagePrediction": "imgclf.api",
     "interpret": "imgclf.evaluation.interpretation",
     "Interpretation": "imgclf.evaluation.interpretation",
     "predict": "imgclf.evaluation.prediction",

@@ -1,4 +1,9 @@
-"""The Python API's Trainer and recipe runner with notebook defaults.
+"""The Python API's Trainer and recipe runner with notebook defaults, and a trained run
+loaded back for predictions (three lines from a run directory to an answer):
+
+    import imgclf
+    run = imgclf.load("logs/train/2026-11-23_01-53-59")
+    run.predict("photo.jpg")          # ImagePrediction(label=..., probability=..., probs=...)
 
     from imgclf import FolderDataModule, ImageClassifier, Stage, lr_find, fit_recipe
 
@@ -17,14 +22,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import lightning as L
+import numpy as np
+import torch
+import yaml
+from PIL import Image
 
+from imgclf.callbacks.console import EpochSummary
 from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
+from imgclf.data.images import load_rgb, to_rgb
+from imgclf.data.transforms import eval_transform
 from imgclf.evaluation.collect import quiet_lightning
+from imgclf.evaluation.export import input_size
+from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
+from imgclf.model import ImageClassifier
+from imgclf.reporting import quiet_third_party
+from imgclf.training.checkpoints import find_checkpoint, load_classifier
+from imgclf.training.progress import RecipeProgress
 from imgclf.training.recipe import Stage, parse_recipe
 from imgclf.training.runner import run_recipe
 
@@ -49,12 +67,15 @@ def make_trainer(
     Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
     (prediction collection, clipped log-loss, the NaN-loss stop, RecipeProgress with
     `.history` of every validation; with `run_dir` the misclassification views written to
-    `run_dir/interpret/`). `quiet` silences Lightning's device banner and its warning about
-    few DataLoader workers. Extra keyword arguments go to L.Trainer.
+    `run_dir/interpret/`) and a line per epoch (`EpochSummary`). `quiet` silences Lightning's
+    device banner, its warning about few DataLoader workers and other libraries' notices
+    (`quiet_third_party`). Extra keyword arguments go to L.Trainer.
     """
     if quiet:
         quiet_lightning()
+        quiet_third_party()
     every = default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)
+    every.insert(0, EpochSummary())  # a line per epoch, so a notebook cell shows progress
     settings = dict(
         accelerator=accelerator,
         devices=devices,
@@ -101,13 +122,13 @@ def fit_recipe(
     one run. run_dir (default logs/api/<date>_<time>) receives stage checkpoints
     (`checkpoints/stage<N>-<name>.ckpt`), LR finder plots and `interpret/`. Returns one
     record per stage: epochs, image size, LR per group, seconds, valid accuracy and
-    log-loss, checkpoint.
+    log-loss, checkpoint, and `history` (its epochs' metrics; `plot_history(records)`).
     """
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     trainer = trainer or make_trainer(run_dir)
     datamodule.setup("fit")
     datamodule.set_data_config(model.data_config)
-    return run_recipe(
+    records = run_recipe(
         trainer,
         model,
         datamodule,
@@ -116,3 +137,127 @@ def fit_recipe(
         cache_dir=Path(cache_dir),
         lr_find_settings=lr_find_settings,
     )
+    history = RecipeProgress.of(trainer).history
+    # Copies: the runner's records also live in the checkpoints' recipe state.
+    return [
+        {**record, "history": [h for h in history if h.get("stage") == record["name"]]}
+        for record in records
+    ]
+
+
+def plot_history(records: list[dict]):
+    """Train and valid loss and valid accuracy per epoch of the records `fit_recipe`
+    returned (of one call or several, in order), stage boundaries marked: a Figure."""
+    history, starts = [], {}
+    for index, record in enumerate(records):
+        if index:
+            starts[record["name"]] = len(history)
+        history += [{**h, "epoch": len(history) + i} for i, h in enumerate(record["history"])]
+    return history_figure(history, starts)
+
+
+@dataclass
+class ImagePrediction:
+    """One image's answer: the most likely class and every class's probability."""
+
+    label: str
+    probability: float
+    probs: dict[str, float]
+
+    def top(self, k: int = 3) -> list[tuple[str, float]]:
+        return sorted(self.probs.items(), key=lambda item: -item[1])[:k]
+
+
+@dataclass
+class TrainedRun:
+    """A trained model with what it needs to predict: from `load(run_dir_or_checkpoint)`.
+
+    `model` (eval mode, CPU), `classes`, `image_size`, `run_dir` (None for a lone
+    checkpoint) and `config` (the run's resolved `config.yaml`, {} without one).
+    """
+
+    model: ImageClassifier
+    run_dir: Path | None = None
+    config: dict = field(default_factory=dict)
+
+    @property
+    def classes(self) -> list[str]:
+        return list(self.model.class_names)
+
+    @property
+    def image_size(self) -> int:
+        return input_size(self.model)
+
+    def pixels(self, image) -> np.ndarray:
+        """The image exactly as `imgclf predict` (TTA off) feeds it: uint8 CHW."""
+        config = self.model.data_config
+        transform = eval_transform(self.image_size, config["interpolation"], config["crop_pct"])
+        return np.asarray(transform(image=rgb_array(image))["image"])
+
+    def predict(self, image) -> ImagePrediction:
+        """Class probabilities of one image: a path (str or Path), a PIL image, or an HxWx3
+        array (uint8 0..255, or float 0..1)."""
+        batch = torch.from_numpy(self.pixels(image))[None]
+        with torch.no_grad():
+            probs = self.model.eval()(batch).softmax(dim=1)[0].double().numpy()
+        best = int(probs.argmax())
+        named = {name: float(p) for name, p in zip(self.classes, probs, strict=True)}
+        return ImagePrediction(self.classes[best], float(probs[best]), named)
+
+    def data(self, **overrides) -> FolderDataModule:
+        """The run's data module (its config.yaml's data settings, `overrides` win), set up
+        and told the model's input config."""
+        settings = {k: v for k, v in (self.config.get("data") or {}).items() if k != "_target_"}
+        datamodule = FolderDataModule(**{**settings, **overrides})
+        datamodule.setup("fit")
+        datamodule.set_data_config(self.model.data_config)
+        return datamodule
+
+    def show_batch(self, n: int = 16, datamodule: FolderDataModule | None = None, seed: int = 0):
+        """fastai's `show_batch`: `n` augmented training images as the model sees them, with
+        labels (a Figure; Jupyter shows it)."""
+        return show_batch(datamodule or self.data(num_workers=0), n=n, seed=seed)
+
+
+def rgb_array(image) -> np.ndarray:
+    """A path, PIL image or array as an HxWx3 uint8 array (decoded as the data pipeline
+    does; float arrays are 0..1)."""
+    if isinstance(image, (str, Path)):
+        return load_rgb(Path(image).expanduser())
+    if isinstance(image, Image.Image):
+        return np.asarray(to_rgb(image))
+    array = np.asarray(image)
+    if array.dtype != np.uint8:
+        array = np.clip(np.rint(array.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
+    if array.ndim == 2:
+        array = np.repeat(array[..., None], 3, axis=2)
+    return np.ascontiguousarray(array[..., :3])
+
+
+def load(run_or_checkpoint: str | Path) -> TrainedRun:
+    """A trained run back for predictions: a run directory (its best checkpoint, and its
+    config.yaml for the data) or a checkpoint file.
+
+        run = imgclf.load("logs/train/2026-11-23_01-53-59")
+        run.predict("photo.jpg").label
+    """
+    path = Path(run_or_checkpoint).expanduser()
+    checkpoint = find_checkpoint(path)
+    run_dir = path if path.is_dir() else None
+    if run_dir is None and checkpoint.parent.name == "checkpoints":
+        run_dir = checkpoint.parent.parent
+    config_file = run_dir / "config.yaml" if run_dir else None
+    config = {}
+    if config_file is not None and config_file.is_file():
+        config = yaml.safe_load(config_file.read_text()) or {}
+    else:
+        run_dir = None
+    return TrainedRun(load_classifier(checkpoint), run_dir, config)
+
+
+def show_batch(datamodule: FolderDataModule, n: int = 16, image_size: int | None = None, seed=0):
+    """fastai's `show_batch`: `n` augmented training images as the model sees them, with
+    their labels, as a Figure."""
+    datamodule.setup("fit")
+    images, labels = augmented_samples(datamodule, image_size, n=n, seed=seed)
+    return batch_figure(images, labels)

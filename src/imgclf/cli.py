@@ -22,13 +22,15 @@ USAGE = """usage: imgclf <command> [hydra overrides]
 commands:
   train    fine-tune a pretrained backbone on an image folder (see `imgclf train --help`)
   lr-find  LR range test for a recipe stage: plot, suggestion (see `imgclf lr-find --help`)
-  evaluate metrics, TTA, clipping, misclassification views on the validation set (ckpt=PATH)
-  predict  Kaggle-style submission CSV for a folder of images (ckpt=PATH input=DIR out=FILE)
-  export   ONNX or TorchScript model with normalisation and softmax (ckpt=PATH format=onnx)
+  evaluate metrics, TTA, clipping, misclassification views on the validation set (ckpt=RUN)
+  predict  class probabilities and a Kaggle-style CSV (ckpt=RUN input=DIR|FILE|GLOB)
+  export   ONNX or TorchScript model with normalisation and softmax (ckpt=RUN format=onnx)
   demo     build the embedded handwritten-digits demo folder (default: data/digits)
 
 example:
+  imgclf train data=folder data.root=~/data/dogscats
   imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 recipe=fine_tune recipe.stages.1.epochs=3
+  imgclf predict ckpt=logs/train/<run> input=photo.jpg
 """
 
 
@@ -47,7 +49,10 @@ def single_console_log() -> None:
 
     import lightning  # noqa: F401  (attaches the handler on import)
 
+    from imgclf.reporting.quiet import quiet_third_party
+
     logging.getLogger("lightning").handlers.clear()
+    quiet_third_party()
 
 
 def is_first_process() -> bool:
@@ -136,6 +141,19 @@ HYDRA_COMMANDS = {
 }
 
 
+def hydra_argv(command: str, argv: list[str]) -> list[str]:
+    """The overrides Hydra gets: `~` and `$VAR` expanded in values, and the saved overrides
+    of the run named by `resume=` (train) or `ckpt=` (the other commands) put first."""
+    from imgclf.commands.arguments import expand_paths, run_overrides
+
+    argv = expand_paths(argv)
+    if command == "train":
+        from imgclf.training.resume import resume_argv
+
+        return resume_argv(argv)
+    return run_overrides(argv, command)
+
+
 def demo_command(argv: list[str]) -> None:
     from imgclf.data.demo import build_digits_demo
 
@@ -160,11 +178,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command in HYDRA_COMMANDS:
             task, config_name = HYDRA_COMMANDS[command]
-            if command == "train":
-                from imgclf.training.resume import resume_argv
-
-                rest = resume_argv(rest)
-            run_hydra(task, config_name, rest)
+            run_hydra(task, config_name, hydra_argv(command, rest))
         elif command == "demo":
             demo_command(rest)
         else:

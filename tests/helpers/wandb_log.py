@@ -7,7 +7,8 @@ from pathlib import Path
 
 def read_wandb_offline_run(run_dir: Path) -> dict:
     """What an offline W&B run recorded, read from its transaction log (run-*.wandb):
-    config keys, history keys, summary keys, and artifacts as (type, name, files).
+    config keys, history keys, summary keys, artifacts as (type, name, files), and the
+    trainer/global_step of each history row (`steps`).
 
     The log is a sequence of 32 KiB blocks holding checksummed chunks (header: crc32,
     length, kind 1 full / 2 first / 3 middle / 4 last), each record a protobuf `Record`.
@@ -36,7 +37,8 @@ def read_wandb_offline_run(run_dir: Path) -> dict:
         pending = chunk if kind in (1, 2) else pending + chunk
         if kind in (1, 4):
             records.append(pending)
-    run = {"config": set(), "history": set(), "summary": set(), "artifacts": []}
+    # steps: the trainer/global_step of every history row, in the order logged.
+    run = {"config": set(), "history": set(), "summary": set(), "artifacts": [], "steps": []}
     for raw in records:
         record = wandb_internal_pb2.Record()
         record.ParseFromString(raw)
@@ -47,6 +49,8 @@ def read_wandb_offline_run(run_dir: Path) -> dict:
             run["config"].update(key(item) for item in record.config.update)
         elif kind == "history":
             run["history"].update(key(item) for item in record.history.item)
+            steps = [i.value_json for i in record.history.item if key(i) == "trainer/global_step"]
+            run["steps"] += [float(s) for s in steps]
         elif kind == "summary":
             run["summary"].update(key(item) for item in record.summary.update)
         elif kind == "artifact":

@@ -6,13 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import (
-    LearningRateMonitor,
-    RichModelSummary,
-    RichProgressBar,
-)
+from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
 
 from imgclf.callbacks.clip import ClipProbabilities
+from imgclf.callbacks.console import CompactModelSummary, EpochSummary
 from imgclf.callbacks.interrupt import SaveOnInterrupt
 from imgclf.callbacks.nonfinite import StopOnNonFiniteLoss
 from imgclf.callbacks.resume_state import ResumeState
@@ -62,14 +59,15 @@ def default_callbacks(
     RecipeProgress (stage, LRs and metrics history, for summary.json and resume). With
     `run_dir`: MisclassificationViews writing `run_dir/interpret/` after each validation,
     and (with `checkpoints`) best/last/step/interrupt checkpoints in `run_dir/checkpoints`.
-    `console`: the LR monitor, Rich progress bar and model summary.
+    `console`: the LR monitor, Rich progress bar, model summary and one line per epoch.
     """
     callbacks: list[L.Callback] = []
     if console:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
             RichProgressBar(),
-            RichModelSummary(max_depth=1),
+            CompactModelSummary(max_depth=1),
+            EpochSummary(),
         ]
     callbacks += [CollectPredictions(), ClipProbabilities(clip)]
     if run_dir is not None:

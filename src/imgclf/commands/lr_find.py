@@ -12,6 +12,7 @@ from imgclf.commands.startup import build_data_and_model, start_run
 from imgclf.commands.train import check_image_sizes, recipe_of
 from imgclf.errors import UserError
 from imgclf.reporting import write_json
+from imgclf.training.checkpoints import find_checkpoint, read_checkpoint
 from imgclf.training.recipe import Stage
 from imgclf.training.runner import find_stage_lrs, stage_loaders
 
@@ -32,6 +33,9 @@ def lr_find_command(cfg: DictConfig) -> Path:
     run = start_run(cfg)
     stage = pick_stage(recipe_of(cfg), cfg.lr_find.get("stage"))
     datamodule, model = build_data_and_model(cfg)
+    if cfg.get("ckpt"):  # sweep from a trained run's weights
+        state = read_checkpoint(find_checkpoint(cfg.ckpt))
+        model.load_state_dict(state["state_dict"])
     check_image_sizes(model, datamodule, [stage])
     trainer: L.Trainer = instantiate(cfg.trainer, logger=run.loggers or False)
     image_size = stage.image_size or datamodule.image_size

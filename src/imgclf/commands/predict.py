@@ -1,4 +1,5 @@
-"""`imgclf predict ckpt=PATH input=DIR out=submission.csv`: a Kaggle-style submission."""
+"""`imgclf predict ckpt=RUN input=PATH`: class probabilities of a folder, one image, a glob
+or a list of images; a Kaggle-style submission, and for a few images the top classes."""
 
 from __future__ import annotations
 
@@ -47,6 +48,8 @@ def predict_command(cfg: DictConfig) -> Path:
         )
         write_json(run_dir / "predict.json", record)
         print_outcome(result, record, run_dir / "predict.json")
+        for line in top_classes(result, cfg.get("top_k", 3), cfg.get("show", 10)):
+            print(line)
     return run.finish()
 
 
@@ -67,3 +70,16 @@ def print_outcome(result, record: dict, listing: Path) -> None:
     clip = f", clipped at eps {result.clip_eps:g}" if result.clip_eps else ""
     files = ", ".join(record["files"])
     print(f"predicted {record['images']} images (TTA x{result.tta['n']}{clip}): {files}")
+
+
+def top_classes(result, top_k: int, show: int) -> list[str]:
+    """For at most `show` images, one line each: the path and its `top_k` classes with
+    probabilities, most likely first (`photo.jpg: dogs 0.93, cats 0.07`)."""
+    if len(result.paths) > show:
+        return []
+    lines = []
+    for path, probs in zip(result.paths, result.probs, strict=True):
+        order = probs.argsort()[::-1][: max(1, top_k)]
+        ranked = ", ".join(f"{result.classes[i]} {probs[i]:.4f}" for i in order)
+        lines.append(f"{path}: {ranked}")
+    return lines

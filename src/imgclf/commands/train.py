@@ -12,8 +12,9 @@ from omegaconf import DictConfig, OmegaConf
 from imgclf.callbacks.interrupt import StopRequested, raise_if_interrupted
 from imgclf.commands.startup import build_data_and_model, instantiate_dict, start_run
 from imgclf.errors import UserError
+from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
 from imgclf.model.backbone import check_image_size
-from imgclf.reporting import write_json, write_run_summary
+from imgclf.reporting import log_picture, save_figure, write_json, write_run_summary
 from imgclf.training.progress import RecipeProgress, best_record
 from imgclf.training.recipe import Stage, parse_recipe
 from imgclf.training.resume import ResumePoint, check_resume_fits, load_resume_point
@@ -55,6 +56,9 @@ def train(cfg: DictConfig) -> Path:
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.loggers or False)
+    if trainer.is_global_zero:
+        first_size = stages[0].image_size or datamodule.image_size
+        write_batch_picture(datamodule, first_size, run.directory, run.loggers, cfg.seed)
     try:
         stage_records = run_recipe(
             trainer,
@@ -74,7 +78,55 @@ def train(cfg: DictConfig) -> Path:
     if trainer.is_global_zero:
         write_json(run.directory / "summary.json", summary)
         write_run_summary(run.loggers, summary)
-    return run.finish()
+        write_history_picture(summary, run.directory, run.loggers, trainer.global_step)
+    directory = run.finish()
+    if trainer.is_global_zero:
+        print(closing_block(summary, directory), flush=True)
+    return directory
+
+
+def write_batch_picture(datamodule, image_size: int, run_dir: Path, loggers, seed: int) -> Path:
+    """`batch.png`: 16 augmented training images as the model sees them, with labels."""
+    images, labels = augmented_samples(datamodule, image_size, n=16, seed=seed)
+    path = save_figure(batch_figure(images, labels), run_dir / "batch.png")
+    log_picture(loggers, "train/batch", path, step=0)
+    return path
+
+
+def write_history_picture(summary: dict, run_dir: Path, loggers, step: int) -> Path:
+    """`history.png`: losses and accuracy per epoch, stage boundaries marked."""
+    starts, epoch = {}, 0
+    for index, stage in enumerate(summary["stages"]):
+        if index:
+            starts[stage["name"]] = epoch
+        epoch += int(stage.get("epochs") or 0)
+    path = save_figure(history_figure(summary["history"], starts), run_dir / "history.png")
+    log_picture(loggers, "train/history", path, step=step)
+    return path
+
+
+def closing_block(summary: dict, run_dir: Path) -> str:
+    """What the run achieved and what to run next (the run directory line follows it)."""
+
+    def number(key: str) -> str:
+        value = summary.get(key)
+        return "n/a" if value is None else f"{value:.4f}"
+
+    clipped = summary.get("valid_logloss_clipped")
+    clipped_text = f" (clipped {clipped:.4f})" if clipped is not None else ""
+    best_epoch = summary.get("best_epoch")
+    epoch_text = f" at epoch {best_epoch + 1}" if best_epoch is not None else ""
+    return "\n".join(
+        [
+            f"best valid accuracy {number('best_valid_acc')}{epoch_text}; valid log-loss "
+            f"{number('valid_logloss')}{clipped_text}; {summary['wall_seconds']:.0f} s",
+            f"run directory: {run_dir}",
+            "next:",
+            f"  imgclf evaluate ckpt={run_dir}",
+            f"  imgclf predict ckpt={run_dir} input=<image, folder or glob>",
+            f"  imgclf export ckpt={run_dir} format=onnx",
+        ]
+    )
 
 
 def run_summary(
@@ -98,6 +150,7 @@ def run_summary(
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
         "valid_logloss": best.get("valid/logloss"),
+        "valid_logloss_clipped": best.get("valid/logloss_clipped"),
         "final_valid_acc": history[-1].get("valid/acc") if history else None,
         "train_images": len(datamodule.train_items),
         "valid_images": len(datamodule.valid_items),

@@ -2,18 +2,24 @@
 
 The exported model takes float32 RGB images, NCHW, values in [0, 1], at the size the
 model last trained at (any batch size), and returns class probabilities (N x C). The
-backbone's normalisation and the softmax are inside it, so a client only resizes and
-scales pixels by 1/255. A JSON file beside it records classes, size and mean/std.
+backbone's normalisation and the softmax are inside it. The ONNX file is self-contained
+(weights inside, no `.onnx.data` side file). The JSON card beside it (`model.json`)
+describes the exact preprocessing `imgclf predict` applies (decode, short-side resize with
+PIL's filter, centre crop, scaling), so a client reproduces its probabilities.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import warnings
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from imgclf.data.transforms import PIL_FILTERS, eval_resize_target
 from imgclf.errors import UserError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -55,8 +61,7 @@ def export_model(model, fmt: str, out: str | Path, image_size: int | None = None
     wrapped, size = exportable(model), input_size(model, image_size)
     example = torch.rand(2, 3, size, size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # exporter chatter about tracing and opsets
+    with torch.no_grad(), quiet_exporter():
         if fmt == "onnx":
             torch.onnx.export(
                 wrapped,
@@ -66,11 +71,64 @@ def export_model(model, fmt: str, out: str | Path, image_size: int | None = None
                 output_names=["probabilities"],
                 dynamic_shapes={"images": {0: torch.export.Dim("batch")}},
                 dynamo=True,
+                external_data=False,  # one self-contained file, no model.onnx.data
                 verbose=False,
             )
         else:
             torch.jit.save(torch.jit.trace(wrapped, example), str(out))
     return out
+
+
+@contextlib.contextmanager
+def quiet_exporter():
+    """No exporter chatter: warnings about tracing and opsets, the optimiser's per-pass
+    INFO log lines (initializer_deduplication, ...) and its progress prints."""
+    loggers = [logging.getLogger(name) for name in ("onnxscript", "onnx_ir", "torch.onnx")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with (
+            warnings.catch_warnings(),
+            contextlib.redirect_stdout(io.StringIO()),
+        ):
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
+def preprocessing(model, size: int) -> dict:
+    """The exact steps from an image file to the exported model's input, as `imgclf
+    predict` (TTA off) does them: `data/images.py::load_rgb`, then
+    `data/transforms.py::eval_transform`. Written so that PIL and numpy reproduce them."""
+    config = model.data_config
+    target = eval_resize_target(size, config["crop_pct"])
+    return {
+        "decode": "8-bit RGB; EXIF orientation applied; transparency composited onto white; "
+        "grayscale, palette and CMYK converted to RGB; 16-bit images scaled by 255/65535",
+        "jpeg_dct_scaling": "JPEG files decode at libjpeg's reduced scale 1/s: s is the "
+        f"largest of 8, 4, 2 with ceil(width / s) >= {target} and ceil(height / s) >= "
+        f"{target}, else 1 (PIL: image.draft('RGB', (width // s, height // s)) before "
+        "converting)",
+        "resize": {
+            "short_side": target,
+            "long_side": f"floor(long * {target} / short + 0.5)",
+            "interpolation": config["interpolation"],
+            "library": "PIL Image.resize(resample=Image.Resampling."
+            f"{PIL_FILTERS[config['interpolation']].name}) on the 8-bit RGB image",
+        },
+        "center_crop": {
+            "height": size,
+            "width": size,
+            "top": f"(height - {size}) // 2",
+            "left": f"(width - {size}) // 2",
+        },
+        "to_input": "float32 = uint8 pixel / 255, RGB channel order, HWC -> CHW, batch first",
+        "normalisation": "inside the model: (x - mean) / std with the mean and std below",
+        "crop_pct": config["crop_pct"],
+    }
 
 
 def model_card(model, fmt: str, size: int) -> dict:
@@ -81,14 +139,18 @@ def model_card(model, fmt: str, size: int) -> dict:
         "input": {
             "name": "images",
             "dtype": "float32",
-            "layout": "NCHW, RGB",
+            "layout": "NCHW",
+            "channel_order": "RGB",
             "range": [0.0, 1.0],
             "height": size,
             "width": size,
-            "note": "resize to height x width and divide 8-bit pixels by 255; "
-            "the model normalises with mean/std itself",
         },
-        "output": {"name": "probabilities", "shape": ["N", len(model.class_names)]},
+        "preprocessing": preprocessing(model, size),
+        "output": {
+            "name": "probabilities",
+            "shape": ["N", len(model.class_names)],
+            "meaning": "softmax probabilities, in the order of `classes`",
+        },
         "mean": list(config["mean"]),
         "std": list(config["std"]),
         "backbone": model.hparams.backbone,

@@ -75,3 +75,65 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]):
                 )
     fig.tight_layout()
     return fig
+
+
+def augmented_samples(datamodule, image_size: int | None = None, n: int = 16, seed: int = 0):
+    """`n` training images as the model sees them (the training augmentation at
+    `image_size`, uint8 HWC) and their class names; seeded, and drawn on a dataset of
+    their own, so training's random streams are untouched."""
+    from imgclf.data.dataset import ImageFileDataset
+
+    items = datamodule.train_items
+    rng = np.random.default_rng(seed)
+    chosen = [items[i] for i in sorted(rng.choice(len(items), min(n, len(items)), replace=False))]
+    transform = datamodule.train_transform(seed=seed, image_size=image_size)
+    dataset = ImageFileDataset(chosen, transform, datamodule.max_pixels, item_seed=seed)
+    samples = [dataset[i] for i in range(len(dataset))]
+    images = [np.asarray(image).transpose(1, 2, 0) for image, _ in samples]
+    return images, [datamodule.classes[label] for _, label in samples]
+
+
+def batch_figure(images: list[np.ndarray], labels: list[str], columns: int = 4):
+    """fastai's `show_batch`: a grid of images titled with their labels."""
+    n = len(images)
+    columns = max(1, min(columns, n))
+    lines = max(1, -(-n // columns))
+    fig = new_figure((2.2 * columns, 2.4 * lines))
+    axes = fig.subplots(lines, columns, squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image, label in zip(axes.flat, images, labels, strict=False):
+        ax.imshow(image)
+        ax.set_title(label, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def history_figure(history: list[dict], stage_starts: dict[str, int] | None = None):
+    """Train and valid loss (left axis) and valid accuracy (right axis) per epoch, with a
+    dashed line where each stage after the first begins."""
+    fig = new_figure((7, 4))
+    ax = fig.subplots()
+    epochs = [int(h["epoch"]) + 1 for h in history]
+    for key, label, style in (
+        ("train/loss_epoch", "train loss", "-o"),
+        ("valid/logloss", "valid loss", "-s"),
+    ):
+        points = [(e, h[key]) for e, h in zip(epochs, history, strict=True) if key in h]
+        if points:
+            ax.plot(*zip(*points, strict=True), style, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    accuracy = ax.twinx()
+    points = [(e, h["valid/acc"]) for e, h in zip(epochs, history, strict=True) if "valid/acc" in h]
+    if points:
+        accuracy.plot(*zip(*points, strict=True), "-^", color="tab:green", label="valid acc")
+    accuracy.set_ylabel("valid accuracy")
+    for name, start in (stage_starts or {}).items():
+        ax.axvline(start + 0.5, color="grey", linestyle="--")
+        ax.annotate(name, (start + 0.55, 1.0), xycoords=("data", "axes fraction"), va="top")
+    lines = ax.get_legend_handles_labels()
+    more = accuracy.get_legend_handles_labels()
+    ax.legend(lines[0] + more[0], lines[1] + more[1], loc="center right")
+    fig.tight_layout()
+    return fig

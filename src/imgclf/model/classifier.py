@@ -69,6 +69,9 @@ class ImageClassifier(L.LightningModule):
         self.train_acc = MulticlassAccuracy(num_classes, average="micro")
         # Saved in checkpoints, so an epoch resumed in the middle reports the whole epoch.
         self.train_acc.persistent(True)
+        # The epoch's mean training loss (train/loss_epoch) beside the per-step train/loss.
+        self.train_loss_mean = MeanMetric()
+        self.train_loss_mean.persistent(True)
         self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
         self.valid_logloss = MeanMetric()
         self.test_acc = MulticlassAccuracy(num_classes, average="micro")
@@ -117,11 +120,12 @@ class ImageClassifier(L.LightningModule):
 
     # -- forward and steps ---------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 pixels (what the data pipelines deliver) -> the backbone's normalised floats.
-        Float input is taken as normalised already (synthetic or hand-made batches)."""
-        if images.dtype != torch.uint8:
-            return images
-        return (images.float() - self.pixel_mean) / self.pixel_std
+        """Pixels -> the backbone's normalised floats, by one rule for every input: uint8
+        pixels (what the data pipelines deliver) are 0..255, float pixels are 0..1 (uint8
+        / 255, what an exported model takes); both become (x - mean) / std."""
+        if images.dtype == torch.uint8:
+            return (images.float() - self.pixel_mean) / self.pixel_std
+        return (images * 255.0 - self.pixel_mean) / self.pixel_std
 
     def run_body(self, images: torch.Tensor) -> torch.Tensor:
         images = self.normalize(images)
@@ -147,7 +151,9 @@ class ImageClassifier(L.LightningModule):
         logits = self.logits(inputs)
         loss = F.cross_entropy(logits, labels)
         self.train_acc(logits, labels)
+        self.train_loss_mean(loss.detach())
         self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss_epoch", self.train_loss_mean, on_step=False, on_epoch=True)
         self.log("train/acc", self.train_acc, on_step=False, on_epoch=True)
         return loss
 

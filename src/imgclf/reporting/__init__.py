@@ -6,10 +6,12 @@ Leaf helpers with no imgclf imports, used by training, evaluation and the comman
 from imgclf.reporting.figures import new_figure, save_figure
 from imgclf.reporting.files import write_json
 from imgclf.reporting.loggers import log_picture, wandb_logger, write_run_summary
+from imgclf.reporting.quiet import quiet_third_party
 
 __all__ = [
     "log_picture",
     "new_figure",
+    "quiet_third_party",
     "save_figure",
     "wandb_logger",
     "write_json",

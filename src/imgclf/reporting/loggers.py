@@ -79,7 +79,12 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
         )
     else:
         rank_zero_info(f"W&B: mode {resolved} ({why})")
-    return SafeWandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+    logger = SafeWandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
+    # Lightning passes anonymous=None, which W&B warns about ("has no effect").
+    init = getattr(logger, "_wandb_init", {})
+    if init.get("anonymous", "unset") is None:
+        init.pop("anonymous")
+    return logger
 
 
 RUN_ID_FILE = "wandb-run-id"

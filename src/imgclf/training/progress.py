@@ -23,7 +23,8 @@ class RecipeProgress(L.Callback):
         self.stages_done = 0  # how many stages have finished (their last epoch validated)
         self.stage_lrs: list[float] | None = None
         self.records: list[dict] = []  # one summary record per stage begun
-        self.history: list[dict[str, float]] = []  # every validation's valid/* metrics
+        # Every epoch's valid/* metrics, its mean train loss and accuracy, and its stage.
+        self.history: list[dict[str, float]] = []
 
     @staticmethod
     def of(trainer: L.Trainer) -> RecipeProgress:
@@ -48,10 +49,20 @@ class RecipeProgress(L.Callback):
         if trainer.sanity_checking:
             return
         record = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        if self.records:
+            record["stage"] = self.records[-1].get("name")
         for name, value in trainer.callback_metrics.items():
             if name.startswith("valid/"):
                 record[name] = float(value)
         self.history.append(record)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        """The epoch's train metrics join its validation record (validation runs first)."""
+        if not self.history or self.history[-1].get("epoch") != trainer.current_epoch:
+            return
+        for name in ("train/loss_epoch", "train/acc"):
+            if name in trainer.callback_metrics:
+                self.history[-1][name] = float(trainer.callback_metrics[name])
 
     def state_dict(self) -> dict:
         return {

@@ -138,6 +138,8 @@ def run_stage(
     # leaves the model in eval mode (norm statistics frozen, no dropout), a resumed one not.
     model.train()
     trainer.fit_loop.max_epochs = epochs_until
+    # A short epoch still logs its loss and LRs: log at least once per epoch.
+    trainer.log_every_n_steps = min(trainer.log_every_n_steps, batches_per_epoch(loaders))
     if resume_from is not None:  # weights-only load: a checkpoint can carry no code
         trainer.fit(model, **loaders, ckpt_path=resume_from, weights_only=True)
     else:
@@ -161,6 +163,30 @@ def save_stage_end(trainer: L.Trainer, checkpoint: Path) -> None:
     run's last.ckpt says it is finished."""
     trainer.save_checkpoint(checkpoint, weights_only=False)
     trainer.save_checkpoint(checkpoint.with_name("last.ckpt"), weights_only=False)
+
+
+def batches_per_epoch(loaders: dict) -> int:
+    try:
+        return max(1, len(loaders["train_dataloaders"]))
+    except TypeError:  # an iterable without a length
+        return 1
+
+
+def stage_banner(
+    index: int, total: int, stage: Stage, group_names: list[str], lrs, image_size: int
+) -> str:
+    """The line printed when a stage starts: name, epochs, input size, frozen groups and
+    the LR of each group, e.g. `stage 1/2 frozen: 1 epoch at 32 px; frozen: body_early,
+    body_late; LR body_early 2e-05, body_late 2e-04, head 2e-03`."""
+    first_trained = stage.freeze_to % len(group_names) if stage.freeze_to < 0 else stage.freeze_to
+    frozen = ", ".join(group_names[:first_trained]) or "none"
+    epochs = f"{stage.num_epochs} epoch{'s' if stage.num_epochs != 1 else ''}"
+    rates = ", ".join(f"{name} {lr:.1e}" for name, lr in zip(group_names, lrs, strict=True))
+    extra = " on precomputed features" if stage.precompute else ""
+    return (
+        f"stage {index}/{total} {stage.name}: {epochs} at {image_size} px{extra}; "
+        f"frozen: {frozen}; LR {rates}"
+    )
 
 
 def begin_stage(
@@ -219,6 +245,8 @@ def run_recipe(
             trainer, model, datamodule, stage, index, run_dir, cache_dir, lr_find_settings, resumed
         )
         progress.start_stage(index, lrs, record, records)
+        if trainer.is_global_zero:
+            print(stage_banner(index, len(stages), stage, model.group_names, lrs, image_size))
         # Epochs count on across stages: this stage ends after all epochs up to it.
         epochs_until = sum(s.num_epochs for s in stages[:index])
         checkpoint = run_dir / "checkpoints" / f"stage{index}-{stage.name}.ckpt"

@@ -1,0 +1,220 @@
+"""After `imgclf train`: evaluate, predict and export given the run directory alone, and an
+exported model that a client reproduces from model.json with PIL and numpy only."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.folders import make_image_folder
+from PIL import Image, ImageOps
+
+TRAIN_ARGS = ("recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=wandb")
+NOISE = ("litlogger", "LeafSpec", "in eval mode", "FLOPs", "not empty", "anonymous", "Skipping")
+
+
+@pytest.fixture(scope="module")
+def training(tmp_path_factory):
+    """A tiny two-stage run (offline W&B): its CompletedProcess, run directory, image
+    folder and working directory."""
+    tmp = tmp_path_factory.mktemp("run")
+    root = make_image_folder(tmp / "pets", n_train=8, n_valid=4, n_test=3, size=48)
+    result = run_cli("train", *small_run_overrides(root, tmp), *TRAIN_ARGS, cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result, run_dir_of(result), root, tmp
+
+
+@pytest.fixture(scope="module")
+def trained_run(training) -> tuple[Path, Path, Path]:
+    """(the run directory, the image folder, the working directory)."""
+    return training[1:]
+
+
+def test_the_console_tells_stages_epochs_and_results_without_library_noise(training):
+    result, run_dir, _, _ = training
+    out = result.stdout
+    assert "stage 1/2 frozen: 1 epoch at 32 px; frozen: body_early, body_late; LR " in out
+    assert "stage 2/2 unfrozen: 1 epoch at 32 px; frozen: none; LR body_early 1.0e-05" in out
+    epochs = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/1 (frozen)", "epoch 2/2 (unfrozen)"]
+    assert all("train loss" in line and "valid acc" in line for line in epochs)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lines = out.strip().splitlines()
+    best = f"best valid accuracy {summary['best_valid_acc']:.4f} at epoch "
+    assert any(line.startswith(best) for line in lines)
+    assert f"  imgclf evaluate ckpt={run_dir}" in lines and lines[-1] == str(run_dir)
+    for word in NOISE:
+        assert word not in out + result.stderr, word
+
+
+def test_a_run_writes_history_and_batch_pictures_and_logs_on_one_step_axis(training):
+    from helpers.wandb_log import read_wandb_offline_run
+
+    _, run_dir, _, _ = training
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert all(h["train/loss_epoch"] > 0 for h in summary["history"])
+    with Image.open(run_dir / "history.png") as history, Image.open(run_dir / "batch.png") as b:
+        assert history.size[0] > 300 and b.size[0] > 300
+    wandb = read_wandb_offline_run(next((run_dir / "wandb").glob("offline-run-*")))
+    # Four batches an epoch, fewer than log_every_n_steps: the loss and LRs are logged anyway.
+    assert {"train/loss", "train/loss_epoch", "train/acc", "valid/acc"} <= wandb["history"]
+    assert {"train/batch/filenames", "train/history/filenames"} <= wandb["history"]
+    assert any(key.startswith("lr-") and key.endswith("head") for key in wandb["history"])
+    assert wandb["steps"] == sorted(wandb["steps"]) and len(wandb["steps"]) > 4
+
+
+def extra_images(folder: Path) -> list[Path]:
+    """Files that exercise every preprocessing step: a large JPEG (libjpeg's reduced-scale
+    decoding, a downscale), a wide PNG (an upscale) and a portrait JPEG with EXIF rotation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    gradient = np.linspace(0, 255, 300)[None, :, None] * np.ones((220, 1, 3))
+    big = np.clip(gradient + rng.normal(0, 30, (220, 300, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(big).save(folder / "big.jpg", quality=90)
+    small = rng.integers(0, 255, (20, 45, 3), dtype=np.uint8)
+    Image.fromarray(small).save(folder / "wide.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    Image.fromarray(big[:120, :90]).save(folder / "rotated.jpg", quality=92, exif=exif)
+    return [folder / "big.jpg", folder / "wide.png", folder / "rotated.jpg"]
+
+
+def preprocess(path: Path, card: dict) -> np.ndarray:
+    """model.json's preprocessing, written from its description: PIL and numpy only."""
+    steps, size = card["preprocessing"], card["input"]["height"]
+    target = steps["resize"]["short_side"]
+    image = Image.open(path)
+    if image.format == "JPEG":
+        width, height = image.size
+        scales = [s for s in (8, 4, 2) if min(-(-width // s), -(-height // s)) >= target]
+        if scales:
+            image.draft("RGB", (width // scales[0], height // scales[0]))
+    image = ImageOps.exif_transpose(image).convert("RGB")
+    width, height = image.size
+    short = min(width, height)
+    long_side = math.floor(max(width, height) * target / short + 0.5)
+    new = (target, long_side) if width <= height else (long_side, target)
+    resample = getattr(Image.Resampling, steps["resize"]["interpolation"].upper())
+    pixels = np.asarray(image.resize(new, resample=resample))
+    top, left = (pixels.shape[0] - size) // 2, (pixels.shape[1] - size) // 2
+    crop = pixels[top : top + size, left : left + size].astype(np.float32) / 255.0
+    return crop.transpose(2, 0, 1)
+
+
+def read_probabilities(path: Path) -> dict[str, list[float]]:
+    with open(path) as f:
+        rows = list(csv.reader(f))
+    return {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
+
+
+def test_export_is_self_contained_and_model_json_reproduces_predict(trained_run, tmp_path):
+    import onnxruntime
+    import torch
+
+    run_dir, root, tmp = trained_run
+    paths = [*sorted((root / "test").glob("*.jpg")), *extra_images(tmp_path / "new")]
+    predicted = run_cli(
+        "predict", f"ckpt={run_dir}", f"input=[{','.join(map(str, paths))}]", "tta.n=0",
+        "clip=null", cwd=tmp,
+    )  # fmt: skip
+    assert predicted.returncode == 0, predicted.stderr[-2000:]
+    expected = read_probabilities(run_dir_of(predicted) / "submission.csv")
+    assert set(expected) == {p.stem for p in paths}
+    for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.pt")):
+        result = run_cli("export", f"ckpt={run_dir}", f"format={fmt}", cwd=tmp)
+        assert result.returncode == 0, result.stderr[-2000:]
+        out_dir = run_dir_of(result)
+        # One self-contained model file: no model.onnx.data beside it.
+        written = sorted(p.name for p in out_dir.iterdir() if p.name.startswith("model"))
+        assert written == sorted([name, "model.json"])
+        assert "initializer" not in result.stdout + result.stderr
+        card = json.loads((out_dir / "model.json").read_text())
+        assert card["classes"] == ["cats", "dogs"] and card["input"]["height"] == 32
+        batch = np.stack([preprocess(p, card) for p in paths])
+        if fmt == "onnx":
+            session = onnxruntime.InferenceSession(str(out_dir / name))
+            got = session.run(None, {"images": batch})[0]
+        else:
+            got = torch.jit.load(str(out_dir / name))(torch.from_numpy(batch)).detach().numpy()
+        want = np.array([expected[p.stem] for p in paths])
+        np.testing.assert_allclose(got, want, atol=1e-3)
+
+
+def test_evaluate_and_predict_need_only_the_run_directory(trained_run, tmp_path):
+    run_dir, root, tmp = trained_run
+    image = sorted((root / "test").glob("*.jpg"))[0]
+    (tmp_path / "elsewhere").mkdir()
+    result = run_cli("evaluate", f"ckpt={run_dir}", "tta.n=0", cwd=tmp_path / "elsewhere")
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((run_dir_of(result) / "metrics.json").read_text())
+    assert metrics["images"] == 8  # the run's own valid/ folder, 4 per class
+
+    result = run_cli(
+        "predict", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", f"input={image}", cwd=tmp
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    out_dir = run_dir_of(result)
+    top = [line for line in result.stdout.splitlines() if line.startswith(f"{image}: ")]
+    assert len(top) == 1
+    ranked = [part.rsplit(" ", 1) for part in top[0].split(": ", 1)[1].split(", ")]
+    assert sorted(name for name, _ in ranked) == ["cats", "dogs"]
+    assert sum(float(p) for _, p in ranked) == pytest.approx(1.0, abs=1e-3)
+    assert float(ranked[0][1]) >= float(ranked[1][1])
+    assert (out_dir / "submission.csv").is_file() and not (tmp / "submission.csv").exists()
+    assert not (out_dir / "wandb").exists()  # no W&B run unless asked for
+
+    glob_result = run_cli("predict", f"ckpt={run_dir}", f"input={root}/test/*.jpg", cwd=tmp)
+    assert glob_result.returncode == 0, glob_result.stderr[-2000:]
+    record = json.loads((run_dir_of(glob_result) / "predict.json").read_text())
+    assert record["images"] == 3
+
+
+def test_a_home_relative_path_works_in_any_override(trained_run, monkeypatch):
+    run_dir, root, tmp = trained_run
+    monkeypatch.setenv("HOME", str(tmp))
+    relative = root.relative_to(tmp)
+    for spelling in (f"~/{relative}", f"$HOME/{relative}"):
+        result = run_cli(
+            "predict", f"ckpt={run_dir}", f"data.root={spelling}", f"input={spelling}/test",
+            "tta.n=0", "--cfg", "job", cwd=tmp,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert f"root: {root}" in result.stdout and f"input: {root}/test" in result.stdout
+
+
+def test_the_python_api_loads_a_run_and_predicts_one_image(trained_run):
+    import imgclf
+
+    run_dir, root, _ = trained_run
+    run = imgclf.load(str(run_dir))
+    assert run.classes == ["cats", "dogs"] and run.image_size == 32 and run.run_dir == run_dir
+    image = sorted((root / "test").glob("*.jpg"))[0]
+    answer = run.predict(str(image))
+    assert answer.label == max(answer.probs, key=answer.probs.get)
+    assert sum(answer.probs.values()) == pytest.approx(1.0, abs=1e-6)
+    # A PIL image, and float pixels in [0, 1]: one rule, the same answer.
+    with Image.open(image) as opened:
+        pil = opened.convert("RGB")
+    assert run.predict(pil).probs == pytest.approx(answer.probs, abs=1e-6)
+    assert run.predict(np.asarray(pil) / 255.0).probs == pytest.approx(answer.probs, abs=1e-6)
+    figure = run.show_batch(n=4)
+    assert len([ax for ax in figure.axes if ax.images]) == 4
+
+
+def test_lr_find_on_a_run_takes_its_data_model_and_recipe(trained_run):
+    from hydra import compose, initialize_config_dir
+
+    from imgclf.cli import config_dir, hydra_argv
+
+    run_dir, root, _ = trained_run
+    argv = hydra_argv("lr-find", [f"ckpt={run_dir}", "lr_find.num_iter=5"])
+    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+        cfg = compose("lr_find", overrides=argv)
+    assert cfg.data.root == str(root) and cfg.data.image_size == 32
+    assert cfg.recipe.name == "fine_tune" and cfg.recipe.stages[1].epochs == 1
+    assert cfg.ckpt == str(run_dir) and cfg.lr_find.num_iter == 5
