@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: install train demo test bench lint lock clean
+.PHONY: install train demo test bench bench-quality lint lock clean
 
 install: $(INSTALLED)
 
@@ -34,6 +34,12 @@ test: $(INSTALLED)
 # on 2 CPU cores). ARGS=--quick: fewer rounds, no demo recipe run.
 bench: $(INSTALLED)
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# Quality on real data sets that packages ship (digits, faces, icons): the default
+# `imgclf train` against fastai 2.8 (own virtualenv, made on first use) and a plain PyTorch
+# loop -> benchmarks/results-quality.json and .md. ARGS: e.g. --sets icons --only imgclf.
+bench-quality: $(INSTALLED)
+	$(BIN)/python benchmarks/quality.py $(ARGS)
 
 lint: $(INSTALLED)
 	$(BIN)/pre-commit run --all-files

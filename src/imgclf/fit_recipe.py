@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 
 from imgclf.callbacks import MetricsHistory
 from imgclf.lr_finder import agree_across_ranks, lr_find
@@ -20,6 +21,7 @@ from imgclf.lr_suggest import plot_lr_find
 from imgclf.precompute import feature_loaders, precompute_features
 from imgclf.recipe import Stage
 from imgclf.resume import ResumePoint
+from imgclf.summary import stage_regression
 
 
 def log_image(trainer: L.Trainer, key: str, path: Path) -> None:
@@ -166,5 +168,9 @@ def fit_recipe(
             checkpoint=str(checkpoint),
         )
         records.append(record)
+        warning = stage_regression(records)
+        if warning:
+            record["warning"] = warning
+            rank_zero_warn(warning)
     datamodule.requested_image_size = base_image_size
     return records

@@ -16,7 +16,7 @@ from imgclf.fit_recipe import find_stage_lr, fit_recipe, stage_loaders
 from imgclf.loggers import write_run_summary
 from imgclf.recipe import Stage, parse_recipe
 from imgclf.resume import load_resume_point
-from imgclf.summary import best_epoch, write_json
+from imgclf.summary import best_epoch, best_weights, write_json
 from imgclf.weights import check_image_size
 
 
@@ -107,6 +107,7 @@ def train(cfg: DictConfig) -> Path:
     decode_failures = datamodule.report_decode_failures()
 
     best = best_epoch(history.history)
+    best_from = best_weights(history.history, stage_records)
     checkpoint = trainer.checkpoint_callback
     summary = {
         "backbone": model.hparams.backbone,
@@ -121,6 +122,9 @@ def train(cfg: DictConfig) -> Path:
         "resumed_from": str(resume.checkpoint) if resume else None,
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
+        # The stage and epoch of the weights in best.ckpt (what evaluate/predict/export take).
+        "best_weights": best_from,
+        "stage_warnings": [r["warning"] for r in stage_records if r.get("warning")],
         "valid_logloss": best.get("valid/logloss"),
         "final_valid_acc": history.history[-1].get("valid/acc") if history.history else None,
         "train_images": len(datamodule.train_items),
@@ -137,6 +141,11 @@ def train(cfg: DictConfig) -> Path:
     }
     if trainer.is_global_zero:
         write_json(run_dir / "summary.json", summary)
+        if best_from:
+            print(
+                f"best weights (checkpoints/best.ckpt): stage {best_from['stage']!r}, epoch "
+                f"{best_from['epoch']}, valid acc {best_from['valid/acc']:.4f}"
+            )
         write_run_summary(loggers, summary)
     finish_loggers(loggers)
     return run_dir
