@@ -208,8 +208,9 @@ def markdown(results: dict) -> str:
         "LR finders and precompute included; fastai: `vision_learner` + `fine_tune`; plain: "
         "model creation + loop), on a shared machine.",
         "",
-        "| set | train/valid/test | system | test acc | test acc TTA | test log-loss | log-loss TTA | train s |",
-        "|---|---|---|---|---|---|---|---|",
+        "| set | train/valid/test | system | test acc | test acc TTA | test log-loss "
+        "| log-loss TTA | train s | load avg (start, end) |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, entry in results["sets"].items():
         for system, r in entry["systems"].items():
@@ -218,7 +219,8 @@ def markdown(results: dict) -> str:
                 f"| {name} | {sizes['train']}/{sizes['valid']}/{sizes['test']} | {system} "
                 f"| {r['test']['acc']:.3f} | {r['test_tta']['acc']:.3f} "
                 f"| {r['test']['logloss']:.3f} | {r['test_tta']['logloss']:.3f} "
-                f"| {r['train_seconds']:.0f} |"
+                f"| {r['train_seconds']:.0f} "
+                f"| {', '.join(f'{x:.1f}' for x in r.get('load_average', []))} |"
             )
     lines += [
         "",
@@ -266,11 +268,14 @@ def main(argv: list[str] | None = None) -> None:
         entry["sizes"] = quality_data.counts(data)
         for system in systems:
             print(f"{name}: {system} ...", flush=True)
+            load_before = os.getloadavg()[0]
             if system == "imgclf":
                 extra = args.imgclf_args.split()
                 result = run_imgclf(data, args.size, args.logs, extra)
             else:
                 result = run_other(system, data, args.size, args.epochs, args.logs)
+            # Other processes on the machine slow every system: say how busy it was.
+            result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
             entry["systems"][system] = result
             print(
                 f"  test acc {result['test']['acc']:.3f} (TTA {result['test_tta']['acc']:.3f}), "

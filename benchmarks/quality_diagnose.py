@@ -27,7 +27,10 @@ def variant(text: str) -> tuple[str, dict]:
     keys = {}
     for pair in filter(None, body.split(",")):
         key, _, value = pair.partition("=")
-        keys[key] = yaml.safe_load(value)
+        try:
+            keys[key] = float(value) if "." in value or "e" in value else int(value)
+        except ValueError:
+            keys[key] = yaml.safe_load(value)
     return name, keys
 
 
