@@ -53,6 +53,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "bench-quality")
     parser.add_argument(
+        "--merge",
+        nargs="+",
+        type=Path,
+        help="only merge these results-quality.json files (runs split over processes) into --out",
+    )
+    parser.add_argument(
         "--imgclf-args", default="", help="extra Hydra overrides for imgclf (experiments only)"
     )
     return parser.parse_args(argv)
@@ -248,8 +254,31 @@ def markdown(results: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def merge(paths: list[Path], out: Path) -> dict:
+    """Put the systems of several results files together (later files win), goals anew."""
+    json_path = out / "results-quality.json"
+    merged = json.loads(json_path.read_text()) if json_path.exists() else {"sets": {}}
+    for path in paths:
+        other = json.loads(path.read_text())
+        for name, entry in other["sets"].items():
+            target = merged["sets"].setdefault(name, {"systems": {}})
+            target["sizes"] = entry.get("sizes", target.get("sizes"))
+            target["systems"].update(entry["systems"])
+        for key in ("date", "size", "epochs", "machine"):
+            merged.setdefault(key, other.get(key))
+    for entry in merged["sets"].values():
+        entry["goal"] = goal(entry["systems"])
+    json_path.write_text(json.dumps(merged, indent=2) + "\n")
+    (out / "results-quality.md").write_text(markdown(merged))
+    return merged
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.merge:
+        merge(args.merge, args.out)
+        print((args.out / "results-quality.md").read_text())
+        return
     sets = [s for s in args.sets.split(",") if s]
     systems = [s for s in args.only.split(",") if s]
     json_path = args.out / "results-quality.json"

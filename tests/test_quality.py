@@ -2,6 +2,7 @@
 stages: a later stage that ends worse is reported, and summary.json names the stage and
 epoch of the best weights."""
 
+import json
 import sys
 from pathlib import Path
 
@@ -99,3 +100,39 @@ def test_goal_needs_accuracy_and_time():
         "met": False,
     }
     assert quality.goal({"imgclf": r(0.9, 1)}) is None
+
+
+def test_merge_puts_systems_of_separate_runs_together(tmp_path):
+    def result(system, acc, seconds):
+        return {
+            "system": system,
+            "train_seconds": seconds,
+            "test": {"acc": acc, "logloss": 0.3},
+            "test_tta": {"acc": acc, "logloss": 0.3},
+            "sizes": {"train": 6, "valid": 2, "test": 2},
+            "load_average": [1.0, 1.0],
+            "stages": [{"name": "head", "epochs": 1, "seconds": 1.0, "valid_acc": 0.5}],
+            "best": {"stage": "head", "epoch": 0},
+        }
+
+    common = {
+        "date": "d",
+        "size": 64,
+        "epochs": 5,
+        "machine": {"cpu": "c", "cores": 2, "torch": "t", "load_average_at_end": [1.0, 1.0, 1.0]},
+    }
+    paths = []
+    for system, acc, seconds in (("imgclf", 0.9, 10), ("fastai", 0.8, 20), ("plain", 0.85, 5)):
+        path = tmp_path / system / "results-quality.json"
+        path.parent.mkdir()
+        path.write_text(
+            json.dumps(
+                {**common, "sets": {"toy": {"systems": {system: result(system, acc, seconds)}}}}
+            )
+        )
+        paths.append(path)
+    merged = quality.merge(paths, tmp_path)
+    assert sorted(merged["sets"]["toy"]["systems"]) == ["fastai", "imgclf", "plain"]
+    assert merged["sets"]["toy"]["goal"]["met"]
+    report = (tmp_path / "results-quality.md").read_text()
+    assert "| toy | 6/2/2 | imgclf | 0.900 |" in report and "accuracy met" in report
