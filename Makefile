@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install train demo test test-fast bench bench-gpu bench-contention lint lock clean
+.PHONY: help install train demo test test-fast bench bench-gpu bench-contention bench-quality lint lock clean
 
 # `make help` (the default target): every target with its `##` description.
 help: ## list the targets
@@ -52,6 +52,12 @@ bench-gpu: $(INSTALLED) ## the GPU benchmark (needs a GPU) -> benchmarks/results
 # loader workers -> benchmarks/results-contention.json and a section of results.md.
 bench-contention: $(INSTALLED) ## CPU contention figures -> benchmarks/results.md
 	$(BIN)/python benchmarks/contention.py $(ARGS)
+
+# Quality on real data sets that packages ship (digits, faces, icons): the default
+# `imgclf train` against fastai 2.8 (own virtualenv, made on first use) and a plain PyTorch
+# loop -> benchmarks/results-quality.json and .md. ARGS: e.g. --sets icons --only imgclf.
+bench-quality: $(INSTALLED) ## imgclf vs fastai vs a plain loop on real data -> benchmarks/results-quality.md
+	$(BIN)/python benchmarks/quality.py $(ARGS)
 
 lint: $(INSTALLED) ## pre-commit: ruff, nbstripout, hygiene hooks (offline)
 	$(BIN)/pre-commit run --all-files

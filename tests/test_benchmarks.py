@@ -72,7 +72,7 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
             "data.image_size=32",
             "data.num_workers=0",
             "recipe.finetune_image_size=32",
-            "recipe.stages.1.n_cycles=1",
+            "recipe.stages.1.epochs=1",
             "lr_find.num_iter=4",
             "logger=csv",
         ]

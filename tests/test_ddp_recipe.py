@@ -21,6 +21,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
         "train",
         *small_run_overrides(root, tmp_path),
         "lr_find.num_iter=10",
+        "recipe.stages.1.lr=auto",  # the LR finder in both stages
         "logger=many",
         *DDP,
         cwd=tmp_path,
@@ -35,7 +36,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
     run_dir = run_dir_of(result)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert [s["name"] for s in summary["stages"]] == ["head", "finetune"]
-    assert summary["epochs"] == 9
+    assert summary["epochs"] == 15
     for stage in summary["stages"]:
         assert f"{stage['lr_find']['suggestion']:.2e}" == agreed[stage["name"]]
         assert Path(stage["checkpoint"]).is_file()

@@ -52,10 +52,9 @@ def test_shipped_recipes_parse(name):
     stages = parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
     assert stages[0].freeze_to == -1 and stages[-1].freeze_to == 0
     if name == "lesson1":
-        assert stages[0].precompute and stages[0].lr == "auto"
-        assert (
-            stages[1].schedule == "sgdr" and stages[1].lr_mult == 100 and stages[1].num_epochs == 7
-        )
+        assert stages[0].precompute and stages[0].lr == "auto" and stages[0].num_epochs == 10
+        assert stages[1].schedule == "one_cycle" and stages[1].num_epochs == 5
+        assert stages[1].lr == pytest.approx(2e-3) and stages[1].lr_mult == 10
     else:
         assert [s.num_epochs for s in stages] == [1, 4]
         assert stages[1].lr == pytest.approx(stages[0].lr / 2) and stages[1].lr_mult == 100

