@@ -17,21 +17,16 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgclf.errors import UserError
 
-# key -> (kind, smallest value); checked where the key is in the composed config.
+# The smallest value of each setting that must be a whole number, or a number; checked where
+# the key is in the composed config.
+WHOLE = "seed=0 data.image_size=1 data.batch_size=1 data.num_workers=0 data.per_class=1 " + (
+    "lr_find.num_iter=1 tta.n=0 callbacks.default.step_checkpoint_every=0 callbacks.default.views_k=0"
+)
+NUMBER = "data.valid_pct=0 data.min_scale=0 lr_find.start_lr=0 lr_find.end_lr=0"
 VALUE_RULES: dict[str, tuple[type, float]] = {
-    "seed": (int, 0),
-    "data.image_size": (int, 1),
-    "data.batch_size": (int, 1),
-    "data.num_workers": (int, 0),
-    "data.valid_pct": (float, 0),
-    "data.per_class": (int, 1),
-    "data.min_scale": (float, 0),
-    "lr_find.num_iter": (int, 1),
-    "lr_find.start_lr": (float, 0),
-    "lr_find.end_lr": (float, 0),
-    "tta.n": (int, 0),
-    "callbacks.default.step_checkpoint_every": (int, 0),
-    "callbacks.default.views_k": (int, 0),
+    key: (kind, float(smallest))
+    for kind, table in ((int, WHOLE), (float, NUMBER))
+    for key, smallest in (rule.split("=") for rule in table.split())
 }
 # Settings people look for in the wrong place.
 MOVED = {

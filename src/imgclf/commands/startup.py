@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import CollectPredictions
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
+from imgclf.training.precompute import pid_alive
 
 
 @dataclass
@@ -111,15 +112,7 @@ def take_over_if_stale(lock: Path, directory: Path) -> None:
 
 def process_alive(pid: int, host: str) -> bool:
     """Whether `pid` still runs; a process on another host counts as running."""
-    if host != socket.gethostname():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return host != socket.gethostname() or pid_alive(pid)
 
 
 def release_run_lock(lock: Path, pid: int) -> None:

@@ -168,6 +168,7 @@ def remove_dead_partials(cache_dir: Path) -> list[Path]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process with this id runs on this machine."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
