@@ -27,7 +27,7 @@ from imgclf.cli import main
 from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.data import FolderDataModule
 from imgclf.data.images import unreadable_reason
-from imgclf.errors import UserError
+from imgclf.errors import UserError, one_line
 from imgclf.model.backbone import read_state_dict
 from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
 from imgclf.training.checkpoints import atomic_torch_save, load_classifier, read_checkpoint
@@ -378,3 +378,15 @@ def test_an_unwritable_output_stops_before_any_work(command, tmp_path, capsys, m
     lines = capsys.readouterr().err.strip().splitlines()
     assert exit_info.value.code == 2
     assert lines == [f"error: cannot write {command} out= {out}: {blocker} is not a folder"]
+
+
+def test_a_user_error_from_a_loader_worker_is_one_line():
+    wrapped = UserError(
+        "Caught UserError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "worker.py", line 349, in _worker_loop\n'
+        "    data = fetcher.fetch(index)\n"
+        "imgclf.errors.UserError: every image of the train split failed to decode"
+    )
+    assert one_line(wrapped) == "every image of the train split failed to decode"
+    assert one_line(UserError("plain")) == "plain"
