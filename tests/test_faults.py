@@ -27,10 +27,10 @@ from imgclf.cli import main
 from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.data import FolderDataModule
 from imgclf.data.images import unreadable_reason
-from imgclf.errors import UserError
+from imgclf.errors import UserError, one_line
 from imgclf.model.backbone import read_state_dict
 from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
-from imgclf.training.checkpoints import load_classifier, read_checkpoint
+from imgclf.training.checkpoints import atomic_torch_save, load_classifier, read_checkpoint
 from imgclf.training.precompute import remove_dead_partials
 
 
@@ -344,3 +344,49 @@ def test_a_resumed_run_continues_its_wandb_run(tmp_path, monkeypatch):
     assert first._wandb_init["id"] == again._wandb_init["id"]
     assert again._wandb_init["resume"] == "allow"
     assert (tmp_path / "wandb-run-id").read_text().strip() == first._wandb_init["id"]
+
+
+def test_a_full_disk_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    last = tmp_path / "last.ckpt"
+    atomic_torch_save({"w": torch.ones(3)}, last)
+
+    def fill_the_disk(obj, handle):
+        handle.write(b"x" * 100)
+        raise RuntimeError("[enforce fail at inline_container.cc:664] . unexpected pos 512 vs 448")
+
+    monkeypatch.setattr(torch, "save", fill_the_disk)
+    with pytest.raises(UserError) as err:
+        atomic_torch_save({"w": torch.zeros(3)}, last)
+    assert str(err.value) == (
+        f"no space left on device writing {last} (the previous last.ckpt, if any, is kept); "
+        "free some space and resume"
+    )
+    monkeypatch.undo()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+    torch.testing.assert_close(read_checkpoint(last)["w"], torch.ones(3))
+
+
+@pytest.mark.parametrize("command", ["predict", "export"])
+def test_an_unwritable_output_stops_before_any_work(command, tmp_path, capsys, monkeypatch):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    out = blocker / "out.csv"  # under a file: no folder can be made there
+    monkeypatch.setattr(sys, "argv", ["imgclf"])
+    monkeypatch.setenv("IMGCLF_COMMAND", "")
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "ckpt=no-such.ckpt", f"out={out}", f"paths.log_dir={tmp_path / 'logs'}"])
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert exit_info.value.code == 2
+    assert lines == [f"error: cannot write {command} out= {out}: {blocker} is not a folder"]
+
+
+def test_a_user_error_from_a_loader_worker_is_one_line():
+    wrapped = UserError(
+        "Caught UserError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "worker.py", line 349, in _worker_loop\n'
+        "    data = fetcher.fetch(index)\n"
+        "imgclf.errors.UserError: every image of the train split failed to decode"
+    )
+    assert one_line(wrapped) == "every image of the train split failed to decode"
+    assert one_line(UserError("plain")) == "plain"

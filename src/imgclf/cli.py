@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from imgclf.errors import TrainingInterrupted, UserError
+from imgclf.errors import TrainingInterrupted, UserError, one_line
 
 # The shell's exit status for a program stopped by SIGINT (128 + 2) and SIGTERM (128 + 15).
 EXIT_INTERRUPTED = 130
@@ -79,7 +79,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
         try:
             result = task(cfg)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+            print(f"error: {one_line(err)}", file=sys.stderr)
             sys.exit(2)
         except TrainingInterrupted as stop:
             print(stop.message, file=sys.stderr, flush=True)
@@ -185,7 +185,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"error: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
             sys.exit(2)
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
 
 

@@ -67,3 +67,14 @@ def pickled_code(path) -> str | None:
     except Exception:  # not a pickle (random bytes, a zip archive torch could not read)
         return None
     return None
+
+
+def one_line(err: BaseException) -> str:
+    """A UserError's message as one line. Raised in a DataLoader worker, it comes back
+    wrapped by torch ("Caught UserError in DataLoader worker process 0. Original
+    Traceback ..."): the message is the last line of that traceback."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        return last.split(": ", 1)[1] if ": " in last else last
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from imgclf.commands.startup import input_size_of, start_run
+from imgclf.commands.startup import check_writable, input_size_of, start_run
 from imgclf.errors import UserError
 from imgclf.evaluation.export import FORMATS, export_model, input_size, model_card
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
@@ -20,9 +20,10 @@ def export(cfg: DictConfig) -> Path:
     fmt = str(cfg.format)
     if fmt not in FORMATS:
         raise UserError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    out = Path(str(cfg.out)).expanduser() if cfg.get("out") else run_dir / f"model{FORMATS[fmt]}"
+    check_writable(out, "export out=")
     model = load_classifier(find_checkpoint(cfg.get("ckpt")))
     size = input_size_of(cfg, model)
-    out = Path(str(cfg.out)).expanduser() if cfg.get("out") else run_dir / f"model{FORMATS[fmt]}"
     export_model(model, fmt, out, image_size=size)
     size = input_size(model, size)
     card = out.with_suffix(".json")

@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from imgclf.commands.startup import (
+    check_writable,
     inference_trainer,
     load_model_and_data,
     start_run,
@@ -23,6 +24,8 @@ def predict_command(cfg: DictConfig) -> Path:
     """`predict` on the checkpoint's model, the submission files and predict.json."""
     run = start_run(cfg)
     run_dir = run.directory
+    if cfg.get("out"):  # before any prediction is computed
+        check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
     eps = parse_eps(cfg.clip)
     # The validation set is only needed to choose eps (clip=auto).
     model, datamodule = load_model_and_data(cfg, scan=eps == "auto")

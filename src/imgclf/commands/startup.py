@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import json
 import os
 import socket
@@ -119,6 +120,22 @@ def release_run_lock(lock: Path, pid: int) -> None:
     if os.getpid() == pid:  # not in a forked child (DataLoader workers)
         with contextlib.suppress(FileNotFoundError):
             lock.unlink()
+
+
+def check_writable(path: Path, what: str) -> Path:
+    """A one-line error now, before any work, if `path` cannot be written."""
+    probe = path.parent / f".{path.name}.write-test-{os.getpid()}"
+    if path.parent.exists() and not path.parent.is_dir():
+        raise UserError(f"cannot write {what} {path}: {path.parent} is not a folder")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+        if path.exists() and not os.access(path, os.W_OK):
+            raise PermissionError(errno.EACCES, "Permission denied")
+    except OSError as err:
+        raise UserError(f"cannot write {what} {path}: {err.strerror or err}") from None
+    return path
 
 
 def instantiate_dict(section: DictConfig | None) -> list:

@@ -14,6 +14,7 @@ loads and the next save of that process replaces.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import pickle
 import warnings
@@ -56,9 +57,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
         with contextlib.suppress(OSError):
             tmp.unlink()
+        if disk_full(err):
+            raise UserError(
+                f"no space left on device writing {path} (the previous {path.name}, if any, "
+                "is kept); free some space and resume"
+            ) from None
         raise
     with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
         folder = os.open(path.parent, os.O_RDONLY)
@@ -67,6 +73,14 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
         finally:
             os.close(folder)
     return path
+
+
+def disk_full(err: BaseException) -> bool:
+    """A write that failed for lack of space: ENOSPC, or torch's zip writer's way of saying
+    it ("unexpected pos" when fewer bytes reached the file than it wrote)."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return True
+    return isinstance(err, RuntimeError) and "unexpected pos" in str(err)
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
