@@ -58,6 +58,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=Path,
         help="only merge these results-quality.json files (runs split over processes) into --out",
     )
+    parser.add_argument("--note", help="a remark on this run for results-quality.md")
     parser.add_argument(
         "--imgclf-args", default="", help="extra Hydra overrides for imgclf (experiments only)"
     )
@@ -218,6 +219,8 @@ def markdown(results: dict) -> str:
         "| log-loss TTA | train s | load avg (start, end) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    if results.get("note"):
+        lines[3:3] = ["", f"Note: {results['note']}"]
     for name, entry in results["sets"].items():
         for system, r in entry["systems"].items():
             sizes = r["sizes"]
@@ -242,6 +245,8 @@ def markdown(results: dict) -> str:
                 f"(best other {g['best_other_test_acc']:.3f}), time "
                 f"{'met' if g['time_met'] else 'NOT met'}"
             )
+        else:
+            lines.append(f"- {name}: not every system measured")
         ours = entry["systems"].get("imgclf")
         if ours:
             stages = "; ".join(
@@ -276,7 +281,11 @@ def merge(paths: list[Path], out: Path) -> dict:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.merge:
-        merge(args.merge, args.out)
+        merged = merge(args.merge, args.out)
+        if args.note:
+            merged["note"] = args.note
+            (args.out / "results-quality.json").write_text(json.dumps(merged, indent=2) + "\n")
+            (args.out / "results-quality.md").write_text(markdown(merged))
         print((args.out / "results-quality.md").read_text())
         return
     sets = [s for s in args.sets.split(",") if s]
