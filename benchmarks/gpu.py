@@ -582,7 +582,7 @@ TINY_RECIPE = (
     "data.persistent_workers=false",
     "data.pin_memory=false",
     "lr_find.num_iter=4",
-    "recipe.stages.1.n_cycles=1",
+    "recipe.stages.1.epochs=1",
 )
 
 SMOKE_STAGES = (

@@ -86,7 +86,7 @@ def test_constant_and_the_schedule_spec_factors():
     assert constant_factor(0) == constant_factor(12345) == 1.0
     assert SCHEDULES == ("sgdr", "one_cycle", "constant")
     assert Schedule("constant").factor(10)(7) == 1.0
-    f = Schedule("sgdr", cycle_len=1, cycle_mult=2).factor(steps_per_epoch=10)
+    f = Schedule("sgdr", 3, cycle_len=1, cycle_mult=2).factor(steps_per_epoch=10)
     assert f(10) == 1.0 and f(5) == pytest.approx(0.5)
     # one_cycle spans the stage's epochs: 101 steps in all here.
     g = Schedule("one_cycle", epochs=1).factor(steps_per_epoch=101)
@@ -94,7 +94,7 @@ def test_constant_and_the_schedule_spec_factors():
     two_epochs = Schedule("one_cycle", epochs=2, pct_start=0.5).factor(steps_per_epoch=50)
     assert two_epochs(0) == pytest.approx(0.04) and two_epochs(50) == pytest.approx(1.0, abs=1e-3)
     with pytest.raises(ValueError, match="sgdr, one_cycle, constant"):
-        Schedule("cosine").factor(10)
+        Schedule("cosine", 1).factor(10)
 
 
 def three_group_adamw(lrs=(1e-4, 1e-3, 1e-2)) -> torch.optim.AdamW:

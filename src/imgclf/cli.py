@@ -28,8 +28,8 @@ commands:
   demo     build the embedded handwritten-digits demo folder (default: data/digits)
 
 example:
-  imgclf train data=folder data.root=~/data/dogscats
   imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 recipe=fine_tune recipe.stages.1.epochs=3
+  imgclf train data=folder data.root=~/data/dogscats
   imgclf predict ckpt=logs/train/<run> input=photo.jpg
 """
 

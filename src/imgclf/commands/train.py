@@ -118,7 +118,10 @@ def closing_block(summary: dict, run_dir: Path) -> str:
     epoch_text = f" at epoch {best_epoch + 1}" if best_epoch is not None else ""
     origin = summary.get("best_weights") or {}
     if origin.get("stage"):
-        epoch_text += f" (stage {origin['stage']!r}: checkpoints/best.ckpt)"
+        epoch_text += (
+            f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch']}; "
+            "checkpoints/best.ckpt)"
+        )
     return "\n".join(
         [
             f"best valid accuracy {number('best_valid_acc')}{epoch_text}; valid log-loss "
