@@ -683,9 +683,19 @@ def smoke_item(args, workdir: Path) -> dict:
         record("lr_find", finder, suggestion=suggestion, sane=0 < suggestion < 10)
     else:
         record("lr_find", finder, sane=False)
+    # evaluate and predict take the run's data settings and no recipe or LR finder keys;
+    # export takes only the checkpoint (and runs on the CPU).
+    inference = [arg for arg in base if arg.startswith(("data", "logger", "paths"))]
     if run_dir is not None:
         evaluate = run_command(
-            ["evaluate", *base, *device, f"ckpt={run_dir}", "tta.n=2", f"paths.log_dir={logs}"],
+            [
+                "evaluate",
+                *inference,
+                *device,
+                f"ckpt={run_dir}",
+                "tta.n=2",
+                f"paths.log_dir={logs}",
+            ],
             workdir,
         )
         eval_dir = last_line(evaluate)
@@ -699,7 +709,7 @@ def smoke_item(args, workdir: Path) -> dict:
         predict = run_command(
             [
                 "predict",
-                *base,
+                *inference,
                 *device,
                 f"ckpt={run_dir}",
                 f"input={root / 'test'}",
@@ -715,8 +725,6 @@ def smoke_item(args, workdir: Path) -> dict:
         export = run_command(
             [
                 "export",
-                *base,
-                *device,
                 f"ckpt={run_dir}",
                 "format=onnx",
                 f"out={onnx}",
@@ -739,7 +747,7 @@ def smoke_item(args, workdir: Path) -> dict:
         "data.batch_size=2",  # more steps: time to kill it in the middle of stage 2
         *device,
         f"paths.log_dir={logs / 'killed'}",
-        "callbacks.step_checkpoint.every_n_train_steps=2",
+        "callbacks.default.step_checkpoint_every=2",
     ]
     killed = kill_when_in_second_stage(killed_args, workdir, logs / "killed" / "train")
     if killed is None:

@@ -85,7 +85,7 @@ def test_one_cycle_custom_div_and_no_warmup():
 def test_constant_and_the_schedule_spec_factors():
     assert constant_factor(0) == constant_factor(12345) == 1.0
     assert SCHEDULES == ("sgdr", "one_cycle", "constant")
-    assert Schedule("constant").factor(10)(7) == 1.0
+    assert Schedule("constant", 1).factor(10)(7) == 1.0
     f = Schedule("sgdr", 3, cycle_len=1, cycle_mult=2).factor(steps_per_epoch=10)
     assert f(10) == 1.0 and f(5) == pytest.approx(0.5)
     # one_cycle spans the stage's epochs: 101 steps in all here.
