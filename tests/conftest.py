@@ -13,6 +13,7 @@ SLOW_MODULES = {
     "test_api",
     "test_bad_input",
     "test_benchmarks",
+    "test_ddp_interrupt",
     "test_ddp_recipe",
     "test_evaluate",
     "test_notebook",

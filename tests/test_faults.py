@@ -32,6 +32,7 @@ from imgclf.model.backbone import read_state_dict
 from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
 from imgclf.training.checkpoints import atomic_torch_save, load_classifier, read_checkpoint
 from imgclf.training.precompute import remove_dead_partials
+from imgclf.training.resume import resume_checkpoint
 
 
 @pytest.fixture(scope="module")
@@ -211,6 +212,21 @@ def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path
     # The plain resume still works: the run is finished.
     again = run_cli("train", f"resume={whole}", cwd=tmp_path)
     assert again.returncode == 0 and "ends a finished run: nothing to do" in again.stdout
+
+
+def test_resuming_a_run_directory_takes_the_newer_of_last_and_interrupted(tmp_path):
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    last, stopped = checkpoints / "last.ckpt", checkpoints / "interrupted.ckpt"
+    for path, seconds in ((last, 100), (stopped, 200)):  # a signal after the step checkpoint
+        path.write_bytes(b"")
+        os.utime(path, (seconds, seconds))
+    assert resume_checkpoint(tmp_path) == stopped
+    os.utime(last, (300, 300))  # the resumed run went on past the stop
+    assert resume_checkpoint(tmp_path) == last
+    assert resume_checkpoint(stopped) == stopped  # a file given is taken as it is
+    last.unlink()
+    assert resume_checkpoint(tmp_path) == stopped
 
 
 class Code:

@@ -65,9 +65,20 @@ def is_first_process() -> bool:
     )
 
 
-def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
+def interrupted_exit(stop, launched_rank: bool) -> None:
+    """Rank 0 (or the only process) says what was saved and how to resume; every process
+    exits with the signal's status. A rank that Lightning's launcher started exits 0 after a
+    stop all ranks agreed on: the launcher reports the status for the job, and it kills every
+    rank, itself included (SIGKILL, status 137), as soon as one of its children ends non-zero."""
+    if is_first_process():
+        print(stop.message, file=sys.stderr, flush=True)
+    sys.exit(0 if launched_rank and stop.every_rank else stop.exit_code)
+
+
+def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=False) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError (and a config Hydra would
-    reject, checked first) into a one-line message."""
+    reject, checked first) into a one-line message. `launched_rank`: this process is a DDP
+    rank that Lightning's launcher started (with only the overrides)."""
     import hydra
 
     from imgclf.callbacks.interrupt import Terminated, install_sigterm_handler
@@ -82,10 +93,10 @@ def run_hydra(task: Callable, config_name: str, argv: list[str]) -> None:
             print(f"error: {one_line(err)}", file=sys.stderr)
             sys.exit(2)
         except TrainingInterrupted as stop:
-            print(stop.message, file=sys.stderr, flush=True)
-            sys.exit(stop.exit_code)
+            interrupted_exit(stop, launched_rank)
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
-            print("interrupted", file=sys.stderr, flush=True)
+            if is_first_process():
+                print("interrupted", file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         if result is not None and is_first_process():
             # The last line we print is the run directory, for scripts and for humans.
@@ -167,7 +178,9 @@ COMMANDS = (*HYDRA_COMMANDS, "demo")
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     relaunched = os.environ.get("IMGCLF_COMMAND")
-    if relaunched and "LOCAL_RANK" in os.environ and (not argv or argv[0] not in COMMANDS):
+    launched_rank = bool(relaunched and "LOCAL_RANK" in os.environ)
+    launched_rank = launched_rank and (not argv or argv[0] not in COMMANDS)
+    if launched_rank:
         argv = [relaunched, *argv]  # a DDP rank started by Lightning with only the overrides
     elif argv and argv[0] in COMMANDS:
         os.environ["IMGCLF_COMMAND"] = argv[0]
@@ -178,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         if command in HYDRA_COMMANDS:
             task, config_name = HYDRA_COMMANDS[command]
-            run_hydra(task, config_name, hydra_argv(command, rest))
+            run_hydra(task, config_name, hydra_argv(command, rest), launched_rank)
         elif command == "demo":
             demo_command(rest)
         else:

@@ -7,12 +7,14 @@ class UserError(Exception):
 
 class TrainingInterrupted(Exception):
     """A signal stopped training; `message` says what was saved and how to resume, and
-    `exit_code` is the shell's status for that signal (130 for SIGINT, 143 for SIGTERM)."""
+    `exit_code` is the shell's status for that signal (130 for SIGINT, 143 for SIGTERM).
+    `every_rank`: under DDP all ranks stopped together after the same batch."""
 
-    def __init__(self, message: str, exit_code: int = 130) -> None:
+    def __init__(self, message: str, exit_code: int = 130, every_rank: bool = False) -> None:
         super().__init__(message)
         self.message = message
         self.exit_code = exit_code
+        self.every_rank = every_rank
 
 
 def required_callback(trainer, kind: type, needed_by: str):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shlex
 import signal
+import subprocess
 import sys
 import threading
 from contextlib import suppress
@@ -14,8 +15,9 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgclf.errors import TrainingInterrupted
+from imgclf.training.checkpoints import INTERRUPTED
 
-INTERRUPTED_NAME = "interrupted.ckpt"
+INTERRUPTED_NAME = INTERRUPTED
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
@@ -60,6 +62,7 @@ class SaveOnInterrupt(L.Callback):
         self.dirpath = Path(dirpath)
         self.saved: Path | None = None
         self.requested: int | None = None
+        self.speaks = True  # rank 0 (or a single process) says what happens; others are quiet
 
     def save(self, trainer: L.Trainer) -> Path:
         path = self.dirpath / INTERRUPTED_NAME
@@ -70,11 +73,13 @@ class SaveOnInterrupt(L.Callback):
     def request_stop(self, signum: int, frame=None) -> None:
         if self.requested == signal.SIGINT and signum == signal.SIGINT:
             raise KeyboardInterrupt  # a second Ctrl-C: stop now
+        if self.requested is None and self.speaks:
+            name = signal.Signals(signum).name
+            print(f"{name}: stopping after the running batch", file=sys.stderr, flush=True)
         self.requested = self.requested or signum
-        name = signal.Signals(signum).name
-        print(f"{name}: stopping after the running batch", file=sys.stderr, flush=True)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self.speaks = trainer.is_global_zero
         # Lightning registers its handlers just before; its teardown puts the old ones back.
         if threading.current_thread() is threading.main_thread():
             for signum in STOP_SIGNALS:
@@ -141,4 +146,19 @@ def raise_if_interrupted(
 
     overrides = list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
     message = interrupted_message(command, overrides, saver.saved)
-    raise TrainingInterrupted(message, exit_status(signum)) from None
+    wait_for_launched_ranks(trainer)
+    # StopRequested: every rank agreed on the stop and stopped after the same batch.
+    together = isinstance(stop, StopRequested)
+    raise TrainingInterrupted(message, exit_status(signum), every_rank=together) from None
+
+
+def wait_for_launched_ranks(trainer: L.Trainer, timeout: float = 120.0) -> None:
+    """On the process that started the other DDP ranks (Lightning's launcher), wait until
+    they have exited: a scheduler takes the job as ended when this process exits, so none may
+    outlive it. They stopped at the same batch; one still running after `timeout` s is killed."""
+    for process in getattr(trainer.strategy.launcher, "procs", None) or []:
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

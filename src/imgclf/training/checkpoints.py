@@ -28,6 +28,8 @@ from imgclf.errors import UserError, unreadable_file_message
 
 CHECKPOINTS = "checkpoints"
 BEST, LAST = "best.ckpt", "last.ckpt"
+# Saved when a signal (Ctrl-C, SIGTERM) stops training, after the batch in flight.
+INTERRUPTED = "interrupted.ckpt"
 
 
 def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) -> Path:

@@ -1,9 +1,9 @@
 """Resuming a killed run: `imgclf train resume=RUN_DIR|CHECKPOINT [overrides]`.
 
-`resume=RUN_DIR` takes RUN_DIR/checkpoints/last.ckpt. A checkpoint inside a run directory
-(`<run>/checkpoints/*.ckpt`) continues that run in place: the same directory, the run's own
-overrides (from `<run>/.hydra/overrides.yaml`, the ones given now win), checkpoints, summary
-and CSV/TensorBoard logs. A checkpoint anywhere else starts a new run directory.
+`resume=RUN_DIR` takes RUN_DIR/checkpoints/last.ckpt, or interrupted.ckpt when that is
+newer. A checkpoint inside a run directory (`<run>/checkpoints/*.ckpt`) continues that run in
+place: the same directory, the run's own overrides (from `<run>/.hydra/overrides.yaml`, the
+ones given now win), checkpoints, summary and CSV/TensorBoard logs. A checkpoint anywhere else starts a new run directory.
 
 The checkpoint says where the recipe stood (the state of the RecipeProgress callback): the
 running stage, its learning rates (so its LR finder is not run again) and the summary
@@ -18,7 +18,7 @@ from pathlib import Path
 import yaml
 
 from imgclf.errors import UserError
-from imgclf.training.checkpoints import LAST, find_checkpoint, read_checkpoint
+from imgclf.training.checkpoints import INTERRUPTED, LAST, find_checkpoint, read_checkpoint
 from imgclf.training.progress import RecipeProgress
 
 
@@ -38,11 +38,18 @@ class ResumePoint:
 
 
 def resume_checkpoint(path: str | Path) -> Path:
-    """The checkpoint to resume from: the file itself, or RUN_DIR/checkpoints/last.ckpt."""
+    """The checkpoint to resume from: the file itself, or in a run directory the newer of
+    checkpoints/last.ckpt and checkpoints/interrupted.ckpt (a signal saves the latter after
+    the batch in flight, later than the last step checkpoint)."""
     try:
-        return find_checkpoint(Path(str(path)).expanduser().absolute(), prefer=(LAST,))
+        checkpoint = find_checkpoint(Path(str(path)).expanduser().absolute(), (LAST, INTERRUPTED))
     except UserError as err:
         raise UserError(f"resume: {err}") from None
+    stopped = checkpoint.with_name(INTERRUPTED)
+    in_run = checkpoint.name == LAST and Path(str(path)).expanduser().is_dir()
+    if in_run and stopped.is_file() and stopped.stat().st_mtime_ns > checkpoint.stat().st_mtime_ns:
+        return stopped
+    return checkpoint
 
 
 def run_dir_of(checkpoint: Path) -> Path | None:
