@@ -113,6 +113,9 @@ def test_sigterm_stops_every_rank_once_and_the_run_resumes(tmp_path, group):
     assert state["callbacks"]["RecipeProgress"]["stage_index"] == 2
     assert STEPS_PER_EPOCH < state["global_step"] < 4 * STEPS_PER_EPOCH
     assert not (run_dir / "summary.json").exists()
+    # Only rank 0 wrote the run's overrides: not those Lightning adds for the other rank.
+    saved_overrides = (run_dir / ".hydra" / "overrides.yaml").read_text()
+    assert "train_ddp_process" not in saved_overrides and "output_subdir" not in saved_overrides
     if group:
         return  # resuming is the same for both; the launcher case checks it
 

@@ -6,6 +6,7 @@ an epoch of the second stage, then resume and compare with an uninterrupted run.
 
 import csv
 import json
+import logging
 import os
 import shutil
 import signal
@@ -21,6 +22,7 @@ from helpers.cli import run_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 from lightning.pytorch.loggers import WandbLogger
+from omegaconf import OmegaConf
 from PIL import Image
 
 from imgclf.cli import main
@@ -30,6 +32,7 @@ from imgclf.data.images import unreadable_reason
 from imgclf.errors import UserError, one_line
 from imgclf.model.backbone import read_state_dict
 from imgclf.reporting.loggers import SafeWandbLogger, resolve_mode, wandb_logger
+from imgclf.reporting.run_log import RunLogFile
 from imgclf.training.checkpoints import atomic_torch_save, load_classifier, read_checkpoint
 from imgclf.training.precompute import remove_dead_partials
 from imgclf.training.resume import resume_checkpoint
@@ -160,10 +163,14 @@ def test_the_help_example_is_a_valid_config():
 
 def test_a_run_directory_in_use_stops_a_second_run_at_once(tmp_path, capsys, monkeypatch):
     run_dir = tmp_path / "run"
-    run_dir.mkdir()
+    (run_dir / ".hydra").mkdir(parents=True)
     lock = run_dir / LOCK_NAME
     owner = {"pid": os.getppid(), "host": socket.gethostname()}  # a process that runs
     lock.write_text(json.dumps(owner))
+    # What the running owner has written so far.
+    for name in ("cli.log", "config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml"):
+        (run_dir / name).write_text(f"the owner's {name}\n")
+    before = files_and_times(run_dir)
     monkeypatch.setattr(sys, "argv", ["imgclf"])
     monkeypatch.setenv("IMGCLF_COMMAND", "")
     with pytest.raises(SystemExit) as exit_info:
@@ -174,10 +181,10 @@ def test_a_run_directory_in_use_stops_a_second_run_at_once(tmp_path, capsys, mon
         f"error: {run_dir} is in use by another run (pid {owner['pid']} on {owner['host']}); "
         f"wait for it to end, or use another directory (remove {lock} only if that run is gone)"
     ]
-    # Nothing of the directory was touched: no config, no overrides, the owner's lock (and
-    # Hydra's log, which every command appends to).
-    assert sorted(p.name for p in run_dir.iterdir() if p.suffix != ".log") == [LOCK_NAME]
+    # Nothing of the directory was touched: not the owner's lock, config, overrides or log.
+    assert files_and_times(run_dir) == before
     assert json.loads(lock.read_text()) == owner
+    assert (run_dir / "cli.log").read_text() == "the owner's cli.log\n"
 
 
 def test_the_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsys):
@@ -196,7 +203,8 @@ def test_the_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsy
 def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path):
     root, whole = whole_run
     others = make_image_folder(tmp_path / "birds", n_train=2, n_valid=1, classes=("owl", "jay"))
-    before = {p: p.read_bytes() for p in [whole / "config.yaml", whole / ".hydra/overrides.yaml"]}
+    kept = ["config.yaml", "cli.log", *(f".hydra/{n}" for n in HYDRA_FILES)]
+    before = {whole / name: (whole / name).read_bytes() for name in kept}
     times = files_and_times(whole)
     stage1 = whole / "checkpoints" / "stage1-head.ckpt"  # a run still to finish from there
     result = run_cli("train", f"resume={stage1}", f"data.root={others}", cwd=tmp_path)
@@ -205,10 +213,9 @@ def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path
     assert lines[-1].startswith(f"error: resume: {stage1} was trained on classes")
     assert "on classes ['cats', 'dogs'], but the data now has ['jay', 'owl']" in lines[-1]
     assert "Traceback" not in result.stderr
+    # Neither rewritten nor appended to: config, .hydra/ and the log (cli.log) are as they were.
     assert {p: p.read_bytes() for p in before} == before
-    assert {p: t for p, t in files_and_times(whole).items() if p.suffix != ".log"} == {
-        p: t for p, t in times.items() if p.suffix != ".log"
-    }
+    assert files_and_times(whole) == times
     # The plain resume still works: the run is finished.
     again = run_cli("train", f"resume={whole}", cwd=tmp_path)
     assert again.returncode == 0 and "ends a finished run: nothing to do" in again.stdout
@@ -227,6 +234,42 @@ def test_resuming_a_run_directory_takes_the_newer_of_last_and_interrupted(tmp_pa
     assert resume_checkpoint(stopped) == stopped  # a file given is taken as it is
     last.unlink()
     assert resume_checkpoint(tmp_path) == stopped
+
+
+HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")
+
+
+def test_a_run_writes_config_and_hydra_files_as_hydra_would(whole_run):
+    root, whole = whole_run
+    assert sorted(p.name for p in (whole / ".hydra").iterdir()) == sorted(HYDRA_FILES)
+    given = overrides(root, whole.parents[2], "whole")
+    saved = OmegaConf.load(whole / ".hydra" / "overrides.yaml")
+    assert list(saved) == given
+    # .hydra/config.yaml as composed (interpolations kept), config.yaml resolved.
+    composed = OmegaConf.to_container(OmegaConf.load(whole / ".hydra" / "config.yaml"))
+    assert composed["paths"]["output_dir"] == "${hydra:runtime.output_dir}"
+    assert OmegaConf.load(whole / "config.yaml").paths.output_dir == str(whole)
+    hydra = OmegaConf.load(whole / ".hydra" / "hydra.yaml").hydra
+    assert hydra.runtime.output_dir == str(whole) and list(hydra.overrides.task) == given
+    assert (whole / "cli.log").is_file()
+
+
+def test_the_run_log_is_held_back_until_the_run_starts(tmp_path):
+    path = tmp_path / "run" / "cli.log"
+    handler = RunLogFile(path)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(message)s"))
+    log = logging.getLogger("imgclf.test_run_log")
+    log.addHandler(handler)
+    try:
+        path.parent.mkdir()
+        log.warning("before %s", "the start")
+        assert not path.exists()  # a command refused now leaves no trace
+        handler.start()
+        log.warning("after the start")
+    finally:
+        log.removeHandler(handler)
+        handler.close()
+    assert path.read_text() == "WARNING before the start\nWARNING after the start\n"
 
 
 class Code:

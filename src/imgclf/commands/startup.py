@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import CollectPredictions
 from imgclf.processes import pid_alive
+from imgclf.reporting.run_log import start_run_log
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
 
 
@@ -33,17 +34,25 @@ class Run:
     directory: Path
     loggers: list = field(default_factory=list)
 
-    def save_config(self) -> None:
-        """config.yaml, and the overrides in `.hydra/overrides.yaml` (what `resume=` reads).
-        Hydra is told not to write `.hydra/` itself, so a command that fails before it
-        starts (or finds the directory in use) leaves the run's files as they were."""
+    def begin(self) -> None:
+        """The run has started: write config.yaml (resolved), `.hydra/` as Hydra itself would
+        (config.yaml unresolved, hydra.yaml, overrides.yaml: what `resume=` reads) and the
+        held-back log (cli.log). Hydra is told to write none of it, so a command that fails
+        before it starts (directory in use, a resume that does not fit) leaves the run's
+        files as they were. Rank 0 writes the files; every rank starts its own log."""
+        start_run_log()
+        if rank_zero_only.rank != 0:
+            return
         OmegaConf.save(self.cfg, self.directory / "config.yaml", resolve=True)
         from hydra.core.hydra_config import HydraConfig
 
         if HydraConfig.initialized():
-            overrides = OmegaConf.to_container(HydraConfig.get().overrides.task)
+            hydra = HydraConfig.get()
             hydra_dir = self.directory / ".hydra"
             hydra_dir.mkdir(exist_ok=True)
+            OmegaConf.save(self.cfg, hydra_dir / "config.yaml")
+            OmegaConf.save(OmegaConf.create({"hydra": hydra}), hydra_dir / "hydra.yaml")
+            overrides = OmegaConf.to_container(hydra.overrides.task)
             (hydra_dir / "overrides.yaml").write_text(yaml.safe_dump(overrides))
 
     def finish(self) -> Path:
@@ -54,17 +63,17 @@ class Run:
         return self.directory
 
 
-def start_run(cfg: DictConfig, loggers: bool = True, save_config: bool = True) -> Run:
-    """Create the run directory, save the resolved config there (unless `save_config` is
-    False: the caller calls `Run.save_config` once its checks have passed), seed every
-    generator and (with `loggers`) build the configured loggers."""
+def start_run(cfg: DictConfig, loggers: bool = True, begin: bool = True) -> Run:
+    """Create and lock the run directory, save the config there (`Run.begin`; with `begin`
+    False the caller calls it once its own checks have passed), seed every generator and
+    (with `loggers`) build the configured loggers."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
         lock_run_directory(directory)
     run = Run(cfg, directory)
-    if save_config:
-        run.save_config()
+    if begin:
+        run.begin()
     L.seed_everything(cfg.seed, workers=True)
     run.loggers = instantiate_dict(cfg.get("logger")) if loggers else []
     return run

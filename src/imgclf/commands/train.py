@@ -46,12 +46,12 @@ def train(cfg: DictConfig) -> Path:
             f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
             f"but the recipe has {len(stages)} stages"
         )
-    run = start_run(cfg, save_config=resume is None)
+    run = start_run(cfg, begin=resume is None)
     datamodule, model = build_data_and_model(cfg)
     check_image_sizes(model, datamodule, stages)
     if resume:  # checked before the run's files are touched
         check_resume_fits(resume, model)
-        run.save_config()
+        run.begin()
     callbacks = instantiate_dict(cfg.get("callbacks"))
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
