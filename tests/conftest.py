@@ -15,6 +15,7 @@ SLOW_MODULES = {
     "test_benchmarks",
     "test_ddp_interrupt",
     "test_ddp_recipe",
+    "test_disk_full",
     "test_evaluate",
     "test_notebook",
     "test_precision",

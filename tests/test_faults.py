@@ -5,6 +5,7 @@ an epoch of the second stage, then resume and compare with an uninterrupted run.
 """
 
 import csv
+import errno
 import json
 import logging
 import os
@@ -25,6 +26,7 @@ from lightning.pytorch.loggers import WandbLogger
 from omegaconf import OmegaConf
 from PIL import Image
 
+from imgclf import cli
 from imgclf.cli import main
 from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.data import FolderDataModule
@@ -424,6 +426,23 @@ def test_a_full_disk_names_the_file_and_keeps_the_previous_checkpoint(tmp_path, 
     monkeypatch.undo()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     torch.testing.assert_close(read_checkpoint(last)["w"], torch.ones(3))
+
+
+def test_a_full_disk_outside_a_checkpoint_is_one_line_too(tmp_path, capsys, monkeypatch):
+    picture = tmp_path / "history.png"
+
+    def fill_the_disk(cfg):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(picture))
+
+    monkeypatch.setitem(cli.HYDRA_COMMANDS, "train", (fill_the_disk, "train"))
+    monkeypatch.setattr(sys, "argv", ["imgclf"])
+    monkeypatch.setenv("IMGCLF_COMMAND", "")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", f"paths.log_dir={tmp_path / 'logs'}"])
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: no space left on device writing {picture}; free some space and resume"
+    ]
 
 
 @pytest.mark.parametrize("command", ["predict", "export"])

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from imgclf.errors import TrainingInterrupted, UserError, one_line
+from imgclf.errors import TrainingInterrupted, UserError, no_space_message, one_line
 
 # The shell's exit status for a program stopped by SIGINT (128 + 2) and SIGTERM (128 + 15).
 EXIT_INTERRUPTED = 130
@@ -91,6 +91,11 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
             result = task(cfg)
         except UserError as err:
             print(f"error: {one_line(err)}", file=sys.stderr)
+            sys.exit(2)
+        except OSError as err:  # a full disk while writing a picture, a log, a CSV
+            if no_space_message(err) is None:
+                raise
+            print(f"error: {no_space_message(err)}", file=sys.stderr)
             sys.exit(2)
         except TrainingInterrupted as stop:
             interrupted_exit(stop, launched_rank)

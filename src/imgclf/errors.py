@@ -1,5 +1,7 @@
 """The exceptions the CLI turns into a one-line message instead of a traceback."""
 
+import errno
+
 
 class UserError(Exception):
     """A mistake in the user's input (folders, config, files) that we can explain in one line."""
@@ -80,3 +82,13 @@ def one_line(err: BaseException) -> str:
         last = text.splitlines()[-1]
         return last.split(": ", 1)[1] if ": " in last else last
     return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def no_space_message(err: BaseException) -> str | None:
+    """One line for a write that failed for lack of space (ENOSPC), naming the file when the
+    OS said which; None for any other error. Checkpoints say more (the previous one is kept:
+    `imgclf.training.checkpoints.atomic_torch_save`); this covers every other file."""
+    if not (isinstance(err, OSError) and err.errno == errno.ENOSPC):
+        return None
+    where = f" writing {err.filename}" if err.filename else ""
+    return f"no space left on device{where}; free some space and resume"
