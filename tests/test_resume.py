@@ -167,4 +167,7 @@ def test_resume_from_nothing_is_a_one_line_error(tmp_path):
     assert "gone" in result.stderr and "Traceback" not in result.stderr
     (tmp_path / "empty_run").mkdir()
     result = run_cli("train", f"resume={tmp_path / 'empty_run'}", cwd=tmp_path)
-    assert result.returncode == 2 and "no checkpoints/last.ckpt in" in result.stderr
+    assert (
+        result.returncode == 2
+        and "no checkpoints/last.ckpt or checkpoints/interrupted.ckpt in" in result.stderr
+    )
