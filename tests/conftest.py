@@ -17,6 +17,7 @@ SLOW_MODULES = {
     "test_evaluate",
     "test_notebook",
     "test_precision",
+    "test_readme_runs",
     "test_resume",
     "test_train_cli",
     "test_trained_run",
