@@ -15,6 +15,7 @@ SLOW_MODULES = {
     "test_benchmarks",
     "test_ddp_recipe",
     "test_evaluate",
+    "test_hparams_search",
     "test_notebook",
     "test_precision",
     "test_readme_runs",
