@@ -13,6 +13,7 @@ SLOW_MODULES = {
     "test_api",
     "test_bad_input",
     "test_benchmarks",
+    "test_benchmarks_gpu",
     "test_ddp_recipe",
     "test_evaluate",
     "test_hparams_search",
