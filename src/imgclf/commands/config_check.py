@@ -45,6 +45,7 @@ def compose_checked(
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    check_group_options(config_dir, overrides)
     try:
         cfg = compose(config_dir, config_name, overrides, with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
@@ -52,6 +53,22 @@ def compose_checked(
     check_values(cfg)
     check_optimized_metric(OmegaConf.select(cfg, "optimized_metric", default=None))
     return cfg
+
+
+def check_group_options(config_dir: Path, overrides: list[str]) -> None:
+    """`group=option` names an option of `configs/<group>/`. Hydra checks this itself, except
+    for the optional groups (experiment, hparams_search), where it silently skips a missing
+    option: the run would go on without the experiment the user asked for."""
+    for override in overrides:
+        group, _, option = override.partition("=")
+        folder = config_dir / group
+        if not option or option == "null" or re.search(r"[,(]", option) or not folder.is_dir():
+            continue
+        choices = sorted(path.stem for path in folder.glob("*.yaml"))
+        if option not in choices:
+            raise UserError(
+                f"{group}={option}: no such {group} option; choose one of: {', '.join(choices)}"
+            )
 
 
 def compose(
