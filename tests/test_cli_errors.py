@@ -62,6 +62,12 @@ def assert_one_line_error(code: int, stderr: str, message: str) -> str:
         (["data.augment=sideways"], "unknown data.augment 'sideways'"),
         (["recipe=fine_tune", "+recipe.stages.0.lr_mul=10"], "unknown key(s) lr_mul"),
         (["data.max_pixels=-5"], "data.max_pixels must be a positive integer"),
+        # An optional group, which Hydra itself would silently leave out.
+        (
+            ["experiment=dogcats"],
+            "experiment=dogcats: no such experiment option; choose one of: digits, "
+            "digits_quick, dogscats",
+        ),
     ],
 )
 def test_config_mistakes(overrides, message, pets, tmp_path, capsys, monkeypatch):

@@ -13,6 +13,7 @@ import yaml
 from hydra import compose, initialize_config_dir
 
 from imgclf.cli import HYDRA_COMMANDS, config_dir, hydra_argv
+from imgclf.commands.config_check import sweep_checked
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 # Placeholders the README uses for things only a user has.
@@ -75,10 +76,15 @@ def test_every_readme_command_composes(line, monkeypatch, tmp_path):
     if command == "demo":
         return
     _, config_name = HYDRA_COMMANDS[command]
-    argv = hydra_argv(command, overrides)
+    multirun = {"-m", "--multirun"} & set(overrides)
+    argv = hydra_argv(command, [o for o in overrides if o not in multirun])
     assert not any("~" in arg.split("=", 1)[-1] for arg in argv), argv
-    with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
-        cfg = compose(config_name, overrides=argv)
+    if multirun:  # a search: the CLI's own check (fixed values, the keys it searches)
+        cfg = sweep_checked(config_dir(), config_name, argv)
+        assert cfg.hydra.sweeper.params
+    else:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose(config_name, overrides=argv)
     assert cfg.task_name == command.replace("-", "_")
     if "data.root=~" in line:
         assert str(cfg.data.root).startswith(str(tmp_path))

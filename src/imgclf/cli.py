@@ -84,67 +84,89 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
     from imgclf.callbacks.interrupt import Terminated, install_sigterm_handler
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
-    def app(cfg) -> None:
+    def app(cfg) -> float | None:
+        from imgclf.commands.sweep import in_multirun, report_failed_trial
+
         single_console_log()
         install_sigterm_handler()
         try:
-            result = task(cfg)
-        except UserError as err:
-            print(f"error: {one_line(err)}", file=sys.stderr)
-            sys.exit(2)
-        except OSError as err:  # a full disk while writing a picture, a log, a CSV
-            if no_space_message(err) is None:
-                raise
-            print(f"error: {no_space_message(err)}", file=sys.stderr)
-            sys.exit(2)
-        except TrainingInterrupted as stop:
+            directory, value = task(cfg)
+        except TrainingInterrupted as stop:  # a signal stops a sweep too
             interrupted_exit(stop, launched_rank)
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
             if is_first_process():
                 print("interrupted", file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
-        if result is not None and is_first_process():
+        except Exception as err:
+            if in_multirun():
+                report_failed_trial(err)
+                raise  # the sweeper marks the trial failed (and goes on, as configured)
+            # Ours, or a full disk while writing a picture, a log, a CSV: one line.
+            message = one_line(err) if isinstance(err, UserError) else no_space_message(err)
+            if message is None:
+                raise
+            print(f"error: {message}", file=sys.stderr)
+            sys.exit(2)
+        if directory is not None and is_first_process():
             # The last line we print is the run directory, for scripts and for humans.
-            print(result, flush=True)
+            print(directory, flush=True)
+        return value  # what a sweeper (`-m`) optimises; None for a single run
 
-    if not any(arg.startswith("-") for arg in argv):  # not --help, --cfg, -m
-        from imgclf.commands.config_check import compose_checked
+    check_overrides(config_name, argv)
+    if {"-m", "--multirun"} & set(argv):  # the sweeper imports Optuna before the first trial
+        from imgclf.reporting.quiet import quiet_third_party
 
-        compose_checked(config_dir(), config_name, argv)  # one-line errors, exit status 2
+        quiet_third_party()
     # Keep the real program path in argv[0]: Lightning's DDP launcher re-runs it, with
     # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
     sys.argv = [sys.argv[0], *argv]
     app()
 
 
-def train_task(cfg) -> Path:
+def check_overrides(config_name: str, argv: list[str]) -> None:
+    """Config mistakes as one line (exit status 2) before Hydra starts: the overrides of a
+    single run, or of a sweep (`-m`: its fixed values and the keys it searches)."""
+    from imgclf.commands.config_check import compose_checked, sweep_checked
+
+    options = [arg for arg in argv if arg.startswith("-")]
+    overrides = [arg for arg in argv if not arg.startswith("-")]
+    if not options:
+        compose_checked(config_dir(), config_name, overrides)
+    elif set(options) <= {"-m", "--multirun"}:
+        sweep_checked(config_dir(), config_name, overrides)
+    # other options (--help, --cfg, ...): Hydra's own
+
+
+# Each task returns (the directory to print last, the value a sweeper optimises).
+def train_task(cfg) -> tuple[Path, float | None]:
     from imgclf.commands.train import train
 
-    return train(cfg)
+    value = train(cfg)
+    return Path(cfg.paths.output_dir), value
 
 
-def lr_find_task(cfg) -> Path:
+def lr_find_task(cfg) -> tuple[Path, None]:
     from imgclf.commands.lr_find import lr_find_command
 
-    return lr_find_command(cfg)
+    return lr_find_command(cfg), None
 
 
-def evaluate_task(cfg) -> Path:
+def evaluate_task(cfg) -> tuple[Path, None]:
     from imgclf.commands.evaluate import evaluate
 
-    return evaluate(cfg)
+    return evaluate(cfg), None
 
 
-def predict_task(cfg) -> Path:
+def predict_task(cfg) -> tuple[Path, None]:
     from imgclf.commands.predict import predict_command
 
-    return predict_command(cfg)
+    return predict_command(cfg), None
 
 
-def export_task(cfg) -> Path:
+def export_task(cfg) -> tuple[Path, None]:
     from imgclf.commands.export import export
 
-    return export(cfg)
+    return export(cfg), None
 
 
 # command -> (task, Hydra entry config)

@@ -8,9 +8,11 @@ import sys
 from pathlib import Path
 
 
-def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """`imgclf <args>` in a subprocess, offline, as a user runs it."""
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
+def run_cli(
+    *args: str, cwd: Path, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """`imgclf <args>` in a subprocess, offline, as a user runs it (`env`: more variables)."""
+    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "imgclf.cli", *args],
         cwd=cwd,

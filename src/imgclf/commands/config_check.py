@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from imgclf.commands.sweep import check_optimized_metric
 from imgclf.errors import UserError
 
 # (kind, smallest value) -> the keys it rules; checked where the key is in the composed config.
@@ -36,25 +37,70 @@ MOVED = {
 }
 
 
-def compose_checked(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
-    """The config Hydra will build from `overrides`, or a one-line UserError."""
+def compose_checked(
+    config_dir: Path, config_name: str, overrides: list[str], with_hydra: bool = False
+) -> DictConfig:
+    """The config Hydra will build from `overrides` (`with_hydra`: and its `hydra`
+    section), or a one-line UserError."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
+    check_group_options(config_dir, overrides)
     try:
-        cfg = compose(config_dir, config_name, overrides)
+        cfg = compose(config_dir, config_name, overrides, with_hydra)
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(explain(err, config_dir, config_name, overrides)) from None
     check_values(cfg)
+    check_optimized_metric(OmegaConf.select(cfg, "optimized_metric", default=None))
     return cfg
 
 
-def compose(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+def check_group_options(config_dir: Path, overrides: list[str]) -> None:
+    """`group=option` names an option of `configs/<group>/`. Hydra checks this itself, except
+    for the optional groups (experiment, hparams_search), where it silently skips a missing
+    option: the run would go on without the experiment the user asked for."""
+    for override in overrides:
+        group, _, option = override.partition("=")
+        folder = config_dir / group
+        if not option or option == "null" or re.search(r"[,(]", option) or not folder.is_dir():
+            continue
+        choices = sorted(path.stem for path in folder.glob("*.yaml"))
+        if option not in choices:
+            raise UserError(
+                f"{group}={option}: no such {group} option; choose one of: {', '.join(choices)}"
+            )
+
+
+def compose(
+    config_dir: Path, config_name: str, overrides: list[str], with_hydra: bool = False
+) -> DictConfig:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
 
     with initialize_config_dir(str(config_dir), version_base="1.3"):
-        return hydra_compose(config_name, overrides=overrides)
+        return hydra_compose(config_name, overrides=overrides, return_hydra_config=with_hydra)
+
+
+def sweep_checked(config_dir: Path, config_name: str, overrides: list[str]) -> DictConfig:
+    """For a sweep (`-m`): the config its trials start from (the overrides without swept
+    values), checked as `compose_checked` does, and every key it searches (`key=a,b` given
+    here, the sweeper's `params`) a setting of that config; else a one-line UserError."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import HydraException
+
+    try:
+        parsed = OverridesParser.create().parse_overrides(overrides)
+    except HydraException as err:
+        raise UserError(explain(err, config_dir, config_name, overrides)) from None
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    cfg = compose_checked(config_dir, config_name, fixed, with_hydra=True)
+    searched = [o.key_or_group for o in parsed if o.is_sweep_override()]
+    searched += [str(key) for key in OmegaConf.select(cfg, "hydra.sweeper.params") or {}]
+    absent = object()
+    for key in searched:
+        if "." in key and OmegaConf.select(cfg, key, default=absent) is absent:
+            raise UserError(f"the search space: {unknown_key(key, config_dir, config_name, fixed)}")
+    return cfg
 
 
 def explain(err: Exception, config_dir: Path, config_name: str, overrides: list[str]) -> str:

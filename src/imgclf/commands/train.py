@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.interrupt import StopRequested, raise_if_interrupted
 from imgclf.commands.startup import build_data_and_model, instantiate_dict, start_run
+from imgclf.commands.sweep import check_optimized_metric, optimized_value
 from imgclf.errors import UserError
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
 from imgclf.model.backbone import check_image_size
@@ -33,14 +35,23 @@ def recipe_of(cfg: DictConfig) -> list[Stage]:
     return parse_recipe(OmegaConf.to_container(cfg.recipe.stages, resolve=True))
 
 
-def train(cfg: DictConfig) -> Path:
-    """Fit the configured model on the configured data with the recipe; return the run dir."""
+def train(cfg: DictConfig) -> float | None:
+    """`imgclf train`, the Hydra task: fit the configured model on the configured data with
+    the recipe, in the run directory `paths.output_dir`; return the run's value of
+    `optimized_metric` for a sweeper (None when that key is null)."""
+    check_optimized_metric(cfg.get("optimized_metric"))
+    summary = run_training(cfg)
+    return optimized_value(summary, cfg.get("optimized_metric"))
+
+
+def run_training(cfg: DictConfig) -> dict:
+    """Run the recipe, write the run's files; return its summary (summary.json)."""
     started = time.perf_counter()
     stages = recipe_of(cfg)
     resume = load_resume_point(cfg.resume) if cfg.get("resume") else None
     if resume and resume.finished(len(stages)):
         print(f"resume: {resume.checkpoint} ends a finished run: nothing to do", flush=True)
-        return Path(cfg.paths.output_dir)
+        return saved_summary(Path(cfg.paths.output_dir))
     if resume and resume.stage_index > len(stages):
         raise UserError(
             f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
@@ -82,7 +93,13 @@ def train(cfg: DictConfig) -> Path:
     directory = run.finish()
     if trainer.is_global_zero:
         print(closing_block(summary, directory), flush=True)
-    return directory
+    return summary
+
+
+def saved_summary(run_dir: Path) -> dict:
+    """The summary.json a finished run wrote; {} if it has none."""
+    path = run_dir / "summary.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_batch_picture(datamodule, image_size: int, run_dir: Path, loggers, seed: int) -> Path:

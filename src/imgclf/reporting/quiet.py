@@ -30,6 +30,10 @@ ADVERTS = (
     "TPU available",
 )
 
+# Loggers that speak at INFO about their own set-up: alembic (imported by Optuna, the
+# hyperparameter search's sampler) lists every plugin it registers.
+CHATTY_LOGGERS = ("alembic",)
+
 
 class DropAdverts(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
@@ -41,6 +45,8 @@ def quiet_third_party() -> None:
     """Install the warning filters and the log filter (idempotent)."""
     for pattern, _why in HARMLESS_WARNINGS:
         warnings.filterwarnings("ignore", message=pattern)
+    for name in CHATTY_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
     for name in ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.rank_zero"):
         logger = logging.getLogger(name)
         if not any(isinstance(f, DropAdverts) for f in logger.filters):
