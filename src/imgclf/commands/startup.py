@@ -33,16 +33,22 @@ class Run:
     cfg: DictConfig
     directory: Path
     loggers: list = field(default_factory=list)
+    with_loggers: bool = True
 
     def begin(self) -> None:
         """The run has started: write config.yaml (resolved), `.hydra/` as Hydra itself would
         (config.yaml unresolved, hydra.yaml, overrides.yaml: what `resume=` reads) and the
-        held-back log (cli.log). Hydra is told to write none of it, so a command that fails
-        before it starts (directory in use, a resume that does not fit) leaves the run's
-        files as they were. Rank 0 writes the files; every rank starts its own log."""
+        held-back log (cli.log), and build the configured loggers (W&B records its run id).
+        Hydra is told to write none of it, so a command that fails before it starts
+        (directory in use, a resume that does not fit) leaves the run's files as they were.
+        Rank 0 writes the files; every rank starts its own log and loggers."""
         start_run_log()
-        if rank_zero_only.rank != 0:
-            return
+        if rank_zero_only.rank == 0:
+            self.save_config()
+        self.loggers = instantiate_dict(self.cfg.get("logger")) if self.with_loggers else []
+
+    def save_config(self) -> None:
+        """config.yaml and .hydra/ (see `begin`)."""
         OmegaConf.save(self.cfg, self.directory / "config.yaml", resolve=True)
         from hydra.core.hydra_config import HydraConfig
 
@@ -64,18 +70,17 @@ class Run:
 
 
 def start_run(cfg: DictConfig, loggers: bool = True, begin: bool = True) -> Run:
-    """Create and lock the run directory, save the config there (`Run.begin`; with `begin`
-    False the caller calls it once its own checks have passed), seed every generator and
-    (with `loggers`) build the configured loggers."""
+    """Create and lock the run directory, seed every generator, save the config there and
+    (with `loggers`) build the configured loggers (`Run.begin`; with `begin` False the
+    caller calls it once its own checks have passed)."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
         lock_run_directory(directory)
-    run = Run(cfg, directory)
+    run = Run(cfg, directory, with_loggers=loggers)
+    L.seed_everything(cfg.seed, workers=True)
     if begin:
         run.begin()
-    L.seed_everything(cfg.seed, workers=True)
-    run.loggers = instantiate_dict(cfg.get("logger")) if loggers else []
     return run
 
 
