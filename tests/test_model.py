@@ -131,3 +131,29 @@ def test_validation_metrics_are_micro_accuracy_and_mean_cross_entropy(model):
     assert model.valid_acc.compute().item() == pytest.approx(0.5)
     expected = torch.nn.functional.cross_entropy(logits, labels).item()
     assert model.valid_logloss.compute().item() == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("norm_stats", ["train", "frozen"])
+def test_frozen_norm_stats_keep_the_body_statistics_and_train_the_norm_weights(norm_stats):
+    torch.manual_seed(0)
+    model = ImageClassifier(num_classes=3)
+    model.train()
+    apply_stage(model, Stage("finetune", freeze_to=0, lr=1e-3, norm_stats=norm_stats))
+    model.train()  # as Lightning does every epoch
+    body_norms = [m for m in model.body.modules() if isinstance(m, nn.BatchNorm2d)]
+    before = [m.running_mean.clone() for m in body_norms]
+    images = torch.randint(0, 256, (4, 3, 64, 64), dtype=torch.uint8)
+    torch.nn.functional.cross_entropy(model(images), torch.tensor([0, 1, 2, 0])).backward()
+    moved = [not torch.equal(m.running_mean, b) for m, b in zip(body_norms, before, strict=True)]
+    assert all(moved) if norm_stats == "train" else not any(moved)
+    assert all(m.weight.grad is not None for m in body_norms)  # the norm weights still learn
+    head_norm = model.head[2]
+    assert head_norm.training  # the head's own norms always use batch statistics
+
+
+def test_an_unknown_norm_stats_is_a_one_line_error():
+    from imgclf.errors import UserError
+    from imgclf.training.recipe import parse_stage
+
+    with pytest.raises(UserError, match="unknown norm_stats 'eval'; choose train, frozen"):
+        parse_stage({"name": "finetune", "norm_stats": "eval"}, 1)

@@ -12,7 +12,7 @@ from torchmetrics import MeanMetric
 from torchmetrics.classification import MulticlassAccuracy
 
 from imgclf.model.backbone import create_body, data_config_for
-from imgclf.model.groups import apply_freeze, layer_groups, set_eval
+from imgclf.model.groups import apply_freeze, layer_groups, norm_layers, set_eval
 from imgclf.model.head import HEAD_FEATURES_INDEX, create_head
 from imgclf.model.optim import GroupedAdamW, layer_param_groups
 from imgclf.model.plan import StagePlan
@@ -101,6 +101,8 @@ class ImageClassifier(L.LightningModule):
         # A precompute stage never runs the body: hold it entirely, statistics included.
         train_bn = plan.train_bn and not plan.on_features
         self._held_in_eval = apply_freeze(self, self.groups, plan.freeze_to, train_bn)
+        if plan.norm_stats == "frozen" and not plan.on_features:
+            self._held_in_eval = norm_layers(self.body)
         if plan.image_size is not None:
             self.image_size = int(plan.image_size)
         if self.training:  # release norms the last stage held, hold this stage's

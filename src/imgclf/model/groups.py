@@ -181,6 +181,11 @@ def resolve_freeze_to(freeze_to: int, n_groups: int) -> int:
     return freeze_to % n_groups
 
 
+def norm_layers(module: nn.Module) -> list[nn.Module]:
+    """Every norm layer inside `module`."""
+    return [child for child in module.modules() if isinstance(child, NORM_TYPES)]
+
+
 def apply_freeze(
     model: nn.Module, groups: list[LayerGroup], freeze_to: int, train_bn: bool = True
 ) -> list[nn.Module]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 from imgclf.model.schedules import Schedule
 
+NORM_STATS = ("train", "frozen")
+
 
 @dataclass(frozen=True)
 class StagePlan:
@@ -22,6 +24,9 @@ class StagePlan:
     freeze_to: int = 0
     # Keep norm layers of frozen groups trainable (fastai v2's default).
     train_bn: bool = True
+    # "frozen": every norm layer of the body normalises with its running statistics, which
+    # stay as they are (its weights still train); "train": batch statistics.
+    norm_stats: str = "train"
     # Batches hold pooled body features (a precompute stage), not images.
     on_features: bool = False
     schedule: Schedule = Schedule("one_cycle", epochs=1)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from imgclf.errors import UserError
 from imgclf.model.groups import spread_lrs
-from imgclf.model.plan import StagePlan
+from imgclf.model.plan import NORM_STATS, StagePlan
 from imgclf.model.schedules import SCHEDULES, Schedule, sgdr_epochs
 from imgclf.training.lr_suggest import SUGGESTIONS
 
@@ -30,6 +30,9 @@ class Stage:
     freeze_to: int = 0
     # Keep norm layers of frozen groups trainable (fastai v2's default).
     train_bn: bool = True
+    # The body's norm statistics: "train" (batch statistics, running averages updated) or
+    # "frozen" (the running averages the head was trained with, as in eval mode).
+    norm_stats: str = "train"
     # A number (every group), a list (one per group), or "auto" (run the LR finder).
     lr: float | str | list[float] = 1e-3
     # With a number: spread geometrically from lr/lr_mult (first group) to lr (head).
@@ -80,6 +83,7 @@ class Stage:
             lrs=tuple(float(lr) for lr in lrs),
             freeze_to=self.freeze_to,
             train_bn=self.train_bn,
+            norm_stats=self.norm_stats,
             on_features=self.precompute,
             schedule=schedule,
             image_size=image_size,
@@ -123,6 +127,10 @@ def parse_stage(entry: Mapping, index: int) -> Stage:
     if stage.suggestion not in SUGGESTIONS:
         raise UserError(
             f"stage {name!r}: unknown suggestion {stage.suggestion!r}; choose {', '.join(SUGGESTIONS)}"
+        )
+    if stage.norm_stats not in NORM_STATS:
+        raise UserError(
+            f"stage {name!r}: unknown norm_stats {stage.norm_stats!r}; choose {', '.join(NORM_STATS)}"
         )
     if stage.num_epochs < 1:
         raise UserError(f"stage {name!r}: needs at least one epoch")
