@@ -75,6 +75,7 @@ def files_and_times(run_dir: Path) -> dict[Path, int]:
     return {p: p.stat().st_mtime_ns for p in run_dir.rglob("*") if p.is_file()}
 
 
+@pytest.mark.slow  # trains (a real run, stopped and resumed)
 @pytest.mark.parametrize(("signum", "status"), [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, status):
     root, whole = whole_run
@@ -199,6 +200,7 @@ def test_the_lock_of_a_dead_process_is_taken_over_with_a_warning(tmp_path, capsy
     assert not lock.exists()
 
 
+@pytest.mark.slow  # needs the trained run of `whole_run`
 def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path):
     root, whole = whole_run
     others = make_image_folder(tmp_path / "birds", n_train=2, n_valid=1, classes=("owl", "jay"))
