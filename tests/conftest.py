@@ -16,6 +16,7 @@ SLOW_MODULES = {
     "test_ddp_recipe",
     "test_evaluate",
     "test_notebook",
+    "test_options_training",
     "test_precision",
     "test_resume",
     "test_train_cli",
