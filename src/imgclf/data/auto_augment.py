@@ -25,9 +25,7 @@ def policy(name: str):
         return v2.TrivialAugmentWide()
     if name == "randaugment":
         return v2.RandAugment()
-    raise UserError(
-        f"unknown data.auto_augment {name!r}: choose one of {', '.join(AUTO_AUGMENTS)}"
-    )
+    raise UserError(f"unknown data.auto_augment {name!r}: choose one of {', '.join(AUTO_AUGMENTS)}")
 
 
 def check_auto_augment(name: str) -> str:

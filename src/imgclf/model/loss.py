@@ -26,9 +26,7 @@ def check_class_weights(weights: Sequence[float] | None, num_classes: int) -> li
         return None
     weights = [float(w) for w in weights]
     if len(weights) != num_classes or not all(w > 0 for w in weights):
-        raise UserError(
-            f"class weights must be {num_classes} positive numbers, got {weights[:10]}"
-        )
+        raise UserError(f"class weights must be {num_classes} positive numbers, got {weights[:10]}")
     return weights
 
 
@@ -40,6 +38,4 @@ def training_loss(
 ) -> torch.Tensor:
     """Mean cross-entropy of `logits` against class indices or soft targets (mixed batches),
     with `label_smoothing` and per-class `class_weights` (torch's own arguments)."""
-    return F.cross_entropy(
-        logits, targets, weight=class_weights, label_smoothing=label_smoothing
-    )
+    return F.cross_entropy(logits, targets, weight=class_weights, label_smoothing=label_smoothing)
