@@ -272,8 +272,10 @@ def run_recipe(
         if trainer.is_global_zero:
             print(stage_banner(index, len(stages), stage, model.group_names, lrs, image_size))
         # Epochs count on across stages: this stage ends after the epochs the stages before
-        # it ran (fewer than planned where one stopped early) and its own.
-        epochs_before = sum(int(r.get("epochs") or 0) for r in records)
+        # it ran (fewer than planned where one stopped early) and its own. A resumed stage's
+        # Trainer has not loaded its epoch counter yet: the records say where it stands.
+        done = sum(int(r.get("epochs") or 0) for r in records)
+        epochs_before = done if resumed else trainer.current_epoch
         epochs_until = epochs_before + stage.num_epochs
         checkpoint = run_dir / "checkpoints" / f"stage{index}-{stage.name}.ckpt"
         resume_from = resumed.checkpoint if resumed else None
