@@ -289,7 +289,9 @@ def options_markdown(options: dict, m: dict | None = None) -> list[str]:
         "",
         "imgclf's default command with one training option added (`--label`, "
         "`--imgclf-args`); difference in test accuracy against the `default` row of the same "
-        "set. Seconds are from a shared, loaded machine: compare accuracies, not times." + where,
+        "set. A `default_seed<N>` row is the default with `seed=N`: how far the seed alone moves "
+        "the numbers. Seconds are from a shared, loaded machine: compare accuracies, not "
+        "times." + where,
         "",
         "| set | option | overrides | test acc | vs default | test acc TTA | test log-loss "
         "| best valid acc | train s | load avg (start, end) | measured |",
