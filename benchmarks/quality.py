@@ -19,6 +19,11 @@ the other two, in no more training time than fastai).
 
     python benchmarks/quality.py                       # everything
     python benchmarks/quality.py --sets icons --only imgclf
+    python benchmarks/quality.py --sets faces --label ema --imgclf-args "callbacks.default.ema_decay=0.998"
+
+`--label` measures one training option: imgclf alone with `--imgclf-args`, recorded under
+that label in the "Options" table (label `default`: no overrides, the row the others
+are compared with), beside the systems' table rather than in it.
 """
 
 from __future__ import annotations
@@ -61,6 +66,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--note", help="a remark on this run for results-quality.md")
     parser.add_argument(
         "--imgclf-args", default="", help="extra Hydra overrides for imgclf (experiments only)"
+    )
+    parser.add_argument(
+        "--label",
+        help="measure a training option: imgclf with --imgclf-args, kept in the Options table",
     )
     return parser.parse_args(argv)
 
@@ -124,8 +133,8 @@ def fastai_python() -> Path:
     return python
 
 
-def run_imgclf(data: Path, size: int, logs: Path, extra: list[str]) -> dict:
-    run_logs = logs / "imgclf" / data.name
+def run_imgclf(data: Path, size: int, logs: Path, extra: list[str], label: str = "") -> dict:
+    run_logs = logs / "imgclf" / data.name / label if label else logs / "imgclf" / data.name
     command = [
         sys.executable,
         "-m",
@@ -256,7 +265,63 @@ def markdown(results: dict) -> str:
             lines.append(f"  - imgclf stages: {stages}; best weights: {ours.get('best')}")
             for warning in ours.get("warnings") or []:
                 lines.append(f"  - warning: {warning}")
-    return "\n".join(lines) + "\n"
+    return (
+        "\n".join(
+            lines + options_markdown(results.get("options") or {}, results.get("options_machine"))
+        )
+        + "\n"
+    )
+
+
+def options_markdown(options: dict, m: dict | None = None) -> list[str]:
+    """The Options table: imgclf with one training option each, against its `default` row."""
+    if not options:
+        return []
+    where = (
+        f" Machine: {m['cpu']} ({m['cores']} cores, no GPU), torch {m['torch']}; load average "
+        f"after the last option run {', '.join(f'{x:.1f}' for x in m['load_average_at_end'])}."
+        if m
+        else ""
+    )
+    lines = [
+        "",
+        "## Options",
+        "",
+        "imgclf's default command with one training option added (`--label`, "
+        "`--imgclf-args`); difference in test accuracy against the `default` row of the same "
+        "set. A `default_seed<N>` row is the default with `seed=N`: how far the seed alone moves "
+        "the numbers. Seconds are from a shared, loaded machine: compare accuracies, not "
+        "times." + where,
+        "",
+        "| set | option | overrides | test acc | vs default | test acc TTA | test log-loss "
+        "| best valid acc | train s | load avg (start, end) | measured |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, runs in options.items():
+        base = runs.get("default", {}).get("test", {}).get("acc")
+        for label, r in runs.items():
+            delta = f"{r['test']['acc'] - base:+.3f}" if base is not None else "n/a"
+            valid = max((s.get("valid_acc") or 0.0) for s in r.get("stages") or [{}])
+            lines.append(
+                f"| {name} | {label} | `{r.get('overrides') or '-'}` | {r['test']['acc']:.3f} "
+                f"| {delta} | {r['test_tta']['acc']:.3f} | {r['test']['logloss']:.3f} "
+                f"| {valid:.3f} | {r['train_seconds']:.0f} "
+                f"| {', '.join(f'{x:.1f}' for x in r.get('load_average', []))} "
+                f"| {r.get('measured', '')} |"
+            )
+    return lines
+
+
+def run_option(args, name: str, data: Path, results: dict) -> dict:
+    """imgclf on `data` with the option's overrides, recorded under `args.label`."""
+    load_before = os.getloadavg()[0]
+    result = run_imgclf(data, args.size, args.logs, args.imgclf_args.split(), args.label)
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["overrides"] = args.imgclf_args
+    result["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    results.setdefault("options", {}).setdefault(name, {})[args.label] = result
+    print(f"  {args.label}: test acc {result['test']['acc']:.3f}", flush=True)
+    return result
 
 
 def merge(paths: list[Path], out: Path) -> dict:
@@ -298,12 +363,23 @@ def main(argv: list[str] | None = None) -> None:
         "sets": {},
     }
     if json_path.exists():  # keep the other sets' results when re-running a subset
-        results["sets"] = json.loads(json_path.read_text()).get("sets", {})
+        previous = json.loads(json_path.read_text())
+        results["sets"] = previous.get("sets", {})
+        results["options"] = previous.get("options", {})
+        if args.label:  # an option run leaves the systems' table, and its date, as they were
+            kept = ("date", "note", "machine", "size", "epochs")
+            results.update({k: previous[k] for k in kept if k in previous})
     save_weights()
     for name in sets:
         data = quality_data.build(name)
         entry = results["sets"].setdefault(name, {"systems": {}})
         entry["sizes"] = quality_data.counts(data)
+        if args.label:
+            run_option(args, name, data, results)
+            results["options_machine"] = machine()
+            json_path.write_text(json.dumps(results, indent=2) + "\n")
+            (args.out / "results-quality.md").write_text(markdown(results))
+            continue
         for system in systems:
             print(f"{name}: {system} ...", flush=True)
             load_before = os.getloadavg()[0]

@@ -20,6 +20,7 @@ SLOW_MODULES = {
     "test_evaluate",
     "test_hparams_search",
     "test_notebook",
+    "test_options_training",
     "test_precision",
     "test_readme_runs",
     "test_resume",

@@ -136,3 +136,27 @@ def test_merge_puts_systems_of_separate_runs_together(tmp_path):
     assert merged["sets"]["toy"]["goal"]["met"]
     report = (tmp_path / "results-quality.md").read_text()
     assert "| toy | 6/2/2 | imgclf | 0.900 |" in report and "accuracy met" in report
+
+
+def test_the_options_table_compares_each_option_with_the_default_row():
+    def run(acc, overrides=""):
+        return {
+            "test": {"acc": acc, "logloss": 0.4},
+            "test_tta": {"acc": acc, "logloss": 0.4},
+            "train_seconds": 30.0,
+            "stages": [{"valid_acc": 0.8}, {"valid_acc": 0.85}],
+            "load_average": [1.0, 2.0],
+            "overrides": overrides,
+            "measured": "2026-12-02 11:00 UTC",
+        }
+
+    machine = {"cpu": "c", "cores": 2, "torch": "t", "load_average_at_end": [1.0, 1.0, 1.0]}
+    options = {"toy": {"default": run(0.9), "ema": run(0.925, "callbacks.default.ema_decay=0.998")}}
+    lines = quality.options_markdown(options, machine)
+    assert "## Options" in lines
+    assert (
+        "| toy | ema | `callbacks.default.ema_decay=0.998` | 0.925 | +0.025 | 0.925 | 0.400 "
+        "| 0.850 | 30 | 1.0, 2.0 | 2026-12-02 11:00 UTC |"
+    ) in lines
+    assert any(line.startswith("| toy | default | `-` | 0.900 | +0.000 |") for line in lines)
+    assert quality.options_markdown({}) == []

@@ -10,6 +10,8 @@ from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
 
 from imgclf.callbacks.clip import ClipProbabilities
 from imgclf.callbacks.console import CompactModelSummary, EpochSummary
+from imgclf.callbacks.early_stop import StageEarlyStopping, check_monitor
+from imgclf.callbacks.ema import EMAWeights
 from imgclf.callbacks.interrupt import SaveOnInterrupt
 from imgclf.callbacks.nonfinite import StopOnNonFiniteLoss
 from imgclf.callbacks.resume_state import ResumeState
@@ -51,6 +53,10 @@ def default_callbacks(
     console: bool = True,
     checkpoints: bool = True,
     seed: int = 0,
+    ema_decay: float | None = None,
+    early_stopping_patience: int | None = None,
+    early_stopping_monitor: str = "valid/logloss",
+    early_stopping_min_delta: float = 0.0,
 ) -> list[L.Callback]:
     """Every callback a recipe run uses, in the order they must run.
 
@@ -60,8 +66,15 @@ def default_callbacks(
     `run_dir`: MisclassificationViews writing `run_dir/interpret/` after each validation,
     and (with `checkpoints`) best/last/step/interrupt checkpoints in `run_dir/checkpoints`.
     `console`: the LR monitor, Rich progress bar, model summary and one line per epoch.
+    `ema_decay`: an EMA of the weights (EMAWeights), validated, checkpointed and handed
+    over instead of the raw weights; `early_stopping_patience`: stop a stage after that
+    many validations without improvement of `early_stopping_monitor` (StageEarlyStopping).
     """
+    check_monitor(early_stopping_monitor)  # a typo is an error even while it is off
     callbacks: list[L.Callback] = []
+    # First: it swaps the EMA weights in before any other callback sees a validation.
+    if ema_decay is not None:
+        callbacks.append(EMAWeights(ema_decay))
     if console:
         callbacks += [
             LearningRateMonitor(logging_interval="step"),
@@ -74,6 +87,12 @@ def default_callbacks(
         interpret_dir = Path(run_dir) / "interpret"
         callbacks.append(MisclassificationViews(interpret_dir, views_k, views_every_n_epochs, seed))
     callbacks.append(StopOnNonFiniteLoss())
+    if early_stopping_patience is not None:
+        callbacks.append(
+            StageEarlyStopping(
+                early_stopping_monitor, early_stopping_patience, early_stopping_min_delta
+            )
+        )
     if run_dir is not None and checkpoints:
         callbacks += checkpoint_callbacks(Path(run_dir) / "checkpoints", step_checkpoint_every)
     # Last: it records each validation's metrics after the callbacks above have logged theirs.

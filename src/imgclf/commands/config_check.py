@@ -27,8 +27,24 @@ VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
         "callbacks.default.step_checkpoint_every",
         "callbacks.default.views_k",
     ),
-    (int, 1): ("data.image_size", "data.batch_size", "data.per_class", "lr_find.num_iter"),
-    (float, 0): ("data.valid_pct", "data.min_scale", "lr_find.start_lr", "lr_find.end_lr"),
+    (int, 1): (
+        "data.image_size",
+        "data.batch_size",
+        "data.per_class",
+        "lr_find.num_iter",
+        "trainer.accumulate_grad_batches",
+        "callbacks.default.early_stopping_patience",
+    ),
+    (float, 0): (
+        "data.valid_pct",
+        "data.min_scale",
+        "lr_find.start_lr",
+        "lr_find.end_lr",
+        "model.label_smoothing",
+        "model.mixup_alpha",
+        "model.cutmix_alpha",
+        "model.mix_prob",
+    ),
 }
 # Settings people look for in the wrong place.
 MOVED = {

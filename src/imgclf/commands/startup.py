@@ -183,8 +183,10 @@ def build_data_and_model(cfg: DictConfig):
     backbone's input config."""
     datamodule = instantiate_user(cfg.data)
     datamodule.setup("fit")
+    # data.balance=loss_weights: the class weights of the training loss come from the data.
+    weights = {"class_weights": datamodule.loss_weights} if datamodule.loss_weights else {}
     model = instantiate_user(
-        cfg.model, num_classes=len(datamodule.classes), class_names=datamodule.classes
+        cfg.model, num_classes=len(datamodule.classes), class_names=datamodule.classes, **weights
     )
     datamodule.set_data_config(model.data_config)
     return datamodule, model

@@ -15,6 +15,8 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader
 
+from imgclf.data.auto_augment import check_auto_augment
+from imgclf.data.balance import balanced_sampler, check_balance, class_weights, imbalance_message
 from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
 from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
@@ -22,6 +24,15 @@ from imgclf.data.replay_loader import ReplayDataLoader
 from imgclf.data.split import cap_per_class, class_folders, stratified_split
 from imgclf.data.transforms import PRESETS, eval_transform, seed_worker, train_transform
 from imgclf.errors import UserError
+
+# Until `set_data_config` gives the backbone's own (timm's defaults for a 224 px model).
+DEFAULT_DATA_CONFIG = {
+    "input_size": 224,
+    "mean": (0.5, 0.5, 0.5),
+    "std": (0.5, 0.5, 0.5),
+    "interpolation": "bicubic",
+    "crop_pct": 0.875,
+}
 
 
 class FolderDataModule(L.LightningDataModule):
@@ -54,6 +65,8 @@ class FolderDataModule(L.LightningDataModule):
         test_folder: str = "test",
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         decode: str = "cpu",
+        auto_augment: str = "none",
+        balance: str = "none",
     ) -> None:
         super().__init__()
         max_pixels = checked_settings(verify, augment, max_pixels, valid_pct)
@@ -76,13 +89,10 @@ class FolderDataModule(L.LightningDataModule):
         # Where the train images are decoded and augmented: cpu (the workers) or gpu (the
         # model's device, imgclf.gpu_augment). Validation and test always use the CPU.
         self.decode = check_decode(decode)
-        self.data_config = {
-            "input_size": 224,
-            "mean": (0.5, 0.5, 0.5),
-            "std": (0.5, 0.5, 0.5),
-            "interpolation": "bicubic",
-            "crop_pct": 0.875,
-        }
+        # torchvision's TrivialAugment/RandAugment after the crop (train loader only), and
+        # the class balance (none, sampler, loss_weights).
+        self.auto_augment, self.balance = checked_options(self.decode, auto_augment, balance)
+        self.data_config = dict(DEFAULT_DATA_CONFIG)
         self.classes: list[str] = []
         self.train_items: list[Item] = []
         self.valid_items: list[Item] = []
@@ -134,6 +144,9 @@ class FolderDataModule(L.LightningDataModule):
             warnings.warn(
                 f"skipped {len(self.skipped)} unreadable files: {listing}{more}", stacklevel=2
             )
+        unbalanced = imbalance_message(self.class_counts("train"))
+        if unbalanced:
+            warnings.warn(unbalanced, stacklevel=2)
         self._scanned = True
 
     def _scan_train(self, train_dir: Path) -> list[Item]:
@@ -238,8 +251,23 @@ class FolderDataModule(L.LightningDataModule):
         counts = Counter(label for _, label in getattr(self, f"{split}_items"))
         return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
+    @property
+    def loss_weights(self) -> list[float] | None:
+        """Per-class weights for the training loss with `balance=loss_weights`, else None."""
+        if self.balance != "loss_weights":
+            return None
+        return class_weights([y for _, y in self.train_items], len(self.classes))
+
+    def train_labels(self) -> list[int] | None:
+        """The training labels a balanced sampler draws by (`balance=sampler`), else None."""
+        return [y for _, y in self.train_items] if self.balance == "sampler" else None
+
     # -- transforms and loaders ----------------------------------------------------------
-    def train_transform(self, seed: int | None = None, image_size: int | None = None):
+    def train_transform(
+        self, seed: int | None = None, image_size: int | None = None, auto_augment: bool = True
+    ):
+        """The training augmentation; `auto_augment=False` leaves out TrivialAugment or
+        RandAugment (test-time augmentation keeps to the preset's mild changes)."""
         return train_transform(
             self.augment,
             image_size or self.image_size,
@@ -247,6 +275,7 @@ class FolderDataModule(L.LightningDataModule):
             min_scale=self.min_scale,
             do_flip=self.do_flip,
             seed=self.seed if seed is None else seed,
+            auto_augment=self.auto_augment if auto_augment else "none",
         )
 
     def eval_transform(self, image_size: int | None = None):
@@ -261,15 +290,17 @@ class FolderDataModule(L.LightningDataModule):
         seed: int | None = None,
         item_seed: int | None = None,
         drop_last: bool = False,
+        balance_by: list[int] | None = None,
     ) -> DataLoader:
         """A DataLoader over `items`, seeded: shuffling and the workers' augmentation seeds
         follow `seed` (default: the data seed), and each new epoch's workers draw fresh
         seeds from the generator. `item_seed` instead fixes each item's augmentation.
-        Mid-epoch checkpoints resume the loader exactly (ReplayDataLoader)."""
+        Mid-epoch checkpoints resume the loader exactly (ReplayDataLoader). `balance_by`:
+        see `loader_for`."""
         dataset = ImageFileDataset(
             items, transform, self.max_pixels, self.failure_counter(items), item_seed
         )
-        return self.loader_for(dataset, shuffle, seed, drop_last)
+        return self.loader_for(dataset, shuffle, seed, drop_last, balance_by=balance_by)
 
     def loader_for(
         self,
@@ -279,19 +310,27 @@ class FolderDataModule(L.LightningDataModule):
         drop_last: bool = False,
         loader_class=ReplayDataLoader,
         worker_init_fn=seed_worker,
+        balance_by: list[int] | None = None,
         **extra,
     ) -> DataLoader:
-        """The data module's batch size, workers and seeding around any dataset."""
+        """The data module's batch size, workers and seeding around any dataset.
+        `balance_by`: the dataset's labels, drawn by a class-balanced sampler instead of
+        shuffling (its generator is the loader's, so a resume replays it too)."""
+        generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        sampler = None
+        if balance_by is not None:
+            sampler = balanced_sampler(balance_by, len(self.classes), generator)
         return loader_class(
             dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
+            shuffle=shuffle and sampler is None,
+            sampler=sampler,
             drop_last=drop_last,
             num_workers=self.num_workers,
             pin_memory=self.pin_memory,
             persistent_workers=self.persistent_workers,
             worker_init_fn=worker_init_fn,
-            generator=torch.Generator().manual_seed(self.seed if seed is None else seed),
+            generator=generator,
             **extra,
         )
 
@@ -302,7 +341,13 @@ class FolderDataModule(L.LightningDataModule):
         if self.decode == "gpu":
             return device_train_loader(self, drop_last, image_size or self.image_size)
         transform = self.train_transform(image_size=image_size)
-        return self.loader(self.train_items, transform, shuffle=True, drop_last=drop_last)
+        return self.loader(
+            self.train_items,
+            transform,
+            shuffle=True,
+            drop_last=drop_last,
+            balance_by=self.train_labels(),
+        )
 
     def val_dataloader(self, image_size: int | None = None) -> DataLoader:
         return self.loader(self.valid_items, self.eval_transform(image_size))
@@ -329,3 +374,15 @@ def checked_settings(verify: str, augment: str, max_pixels, valid_pct: float) ->
     if not 0.0 < valid_pct < 1.0:
         raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
     return max_pixels
+
+
+def checked_options(decode: str, auto_augment: str, balance: str) -> tuple[str, str]:
+    """(auto_augment, balance) checked, with one-line errors; the GPU decode path has only
+    the presets' warp and lighting, so it takes no TrivialAugment/RandAugment."""
+    check_auto_augment(auto_augment)
+    if decode == "gpu" and auto_augment != "none":
+        raise UserError(
+            f"data.auto_augment={auto_augment} needs data.decode=cpu: the GPU decode path "
+            "has only the warp and lighting of the presets"
+        )
+    return auto_augment, check_balance(balance)

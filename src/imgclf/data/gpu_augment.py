@@ -441,6 +441,7 @@ def device_train_loader(datamodule, drop_last: bool, image_size: int):
         loader_class=DeviceReplayLoader,
         worker_init_fn=seed_device_worker,
         collate_fn=CollateDevice(image_size, interpolation),
+        balance_by=datamodule.train_labels(),
     )
 
 

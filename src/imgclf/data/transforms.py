@@ -17,6 +17,7 @@ import torch
 from albumentations.pytorch import ToTensorV2
 from PIL import Image
 
+from imgclf.data.auto_augment import AutoAugment, check_auto_augment
 from imgclf.data.warp import RandomCropWarp
 from imgclf.errors import UserError
 
@@ -96,11 +97,13 @@ def train_transform(
     max_rotate: float = 10.0,
     max_lighting: float = 0.2,
     seed: int | None = None,
+    auto_augment: str = "none",
 ) -> A.Compose:
     """fastai's aug_transforms, roughly: random resized crop, flips, small rotation and zoom
     (one warp, `RandomCropWarp`), brightness/contrast. `top_down` adds vertical flips and
     90-degree turns (satellite, microscopy); `none` only resizes and centre-crops like
-    evaluation."""
+    evaluation. `auto_augment` (trivialaugment, randaugment) adds torchvision's policy right
+    after the crop."""
     if preset not in PRESETS:
         raise UserError(
             f"unknown augmentation preset {preset!r}: choose one of {', '.join(PRESETS)}"
@@ -124,6 +127,9 @@ def train_transform(
         ]
         if do_flip and preset == "top_down":
             steps += [A.VerticalFlip(p=0.5), A.RandomRotate90(p=0.5)]
+    if check_auto_augment(auto_augment) != "none":
+        steps.append(AutoAugment(auto_augment))
+    if preset != "none":
         steps.append(
             A.RandomBrightnessContrast(
                 brightness_limit=max_lighting, contrast_limit=max_lighting, p=0.75

@@ -71,7 +71,7 @@ def predict_with_tta(
     total = np.zeros_like(plain, dtype=np.float64)
     for i in range(n):
         pass_seed = seed + 1000 * (i + 1)
-        transform = datamodule.train_transform(pass_seed, image_size)
+        transform = datamodule.train_transform(pass_seed, image_size, auto_augment=False)
         loader = datamodule.loader(items, transform, seed=pass_seed, item_seed=pass_seed)
         total += predict_items(trainer, model, loader, len(items))
     blended = tta_blend(plain, total / n, beta).astype(np.float32)

@@ -14,6 +14,8 @@ from torchmetrics.classification import MulticlassAccuracy
 from imgclf.model.backbone import create_body, data_config_for
 from imgclf.model.groups import apply_freeze, layer_groups, norm_layers, set_eval
 from imgclf.model.head import HEAD_FEATURES_INDEX, create_head
+from imgclf.model.loss import check_class_weights, check_label_smoothing, training_loss
+from imgclf.model.mixing import batch_mixer
 from imgclf.model.optim import GroupedAdamW, layer_param_groups
 from imgclf.model.plan import StagePlan
 from imgclf.model.schedules import build_scheduler
@@ -48,6 +50,11 @@ class ImageClassifier(L.LightningModule):
         weight_decay: float = 0.01,
         class_names: Sequence[str] | None = None,
         channels_last: bool = True,
+        label_smoothing: float = 0.0,
+        mixup_alpha: float = 0.0,
+        cutmix_alpha: float = 0.0,
+        mix_prob: float = 1.0,
+        class_weights: Sequence[float] | None = None,
     ) -> None:
         super().__init__()
         # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
@@ -55,7 +62,13 @@ class ImageClassifier(L.LightningModule):
         head_hidden = [int(n) for n in head_hidden]
         head_dropout = [float(p) for p in head_dropout]
         class_names = [str(name) for name in class_names] if class_names is not None else None
+        label_smoothing = check_label_smoothing(label_smoothing)
+        class_weights = check_class_weights(class_weights, num_classes)
         self.save_hyperparameters()
+        # None when mixup and cutmix are off.
+        self.mixer = batch_mixer(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
+        per_class = torch.tensor(class_weights) if class_weights else torch.empty(0)
+        self.register_buffer("class_weights", per_class, persistent=False)
         self.body = create_body(backbone, weights)
         self.head = create_head(self.body.num_features, num_classes, head_hidden, head_dropout)
         self.data_config = data_config_for(self.body)
@@ -148,10 +161,25 @@ class ImageClassifier(L.LightningModule):
     def logits(self, inputs: torch.Tensor) -> torch.Tensor:
         return self.head_on_features(inputs) if self.plan.on_features else self(inputs)
 
+    def mixed(self, inputs: torch.Tensor, labels: torch.Tensor):
+        """(inputs, targets): MixUp/CutMix on an image batch when on, else as they came.
+
+        Cached features (a precompute stage) are not mixed: fastai mixes input images, and
+        mixing pooled features of two images is another thing (manifold mixup at the last
+        layer), not measured here; the head stage trains on its augmented views unmixed.
+        """
+        if self.mixer is None or self.plan.on_features:
+            return inputs, labels
+        if inputs.dtype == torch.uint8:  # 0..1 floats: the model's rule for float pixels
+            inputs = inputs.float() / 255.0
+        return self.mixer(inputs, labels)
+
     def training_step(self, batch, batch_idx: int) -> torch.Tensor:
         inputs, labels = batch
+        inputs, targets = self.mixed(inputs, labels)
         logits = self.logits(inputs)
-        loss = F.cross_entropy(logits, labels)
+        weights = self.class_weights if self.class_weights.numel() else None
+        loss = training_loss(logits, targets, self.hparams.label_smoothing, weights)
         self.train_acc(logits, labels)
         self.train_loss_mean(loss.detach())
         self.log("train/loss", loss, prog_bar=True)

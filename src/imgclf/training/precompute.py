@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from imgclf.data.balance import balanced_sampler
 from imgclf.data.dataset import Item
 from imgclf.data.replay_loader import ReplayDataLoader
 from imgclf.model.head import HEAD_FEATURES_INDEX
@@ -110,6 +111,11 @@ def cache_key(model, datamodule, views: int, image_size: int) -> str:
         "train": file_fingerprint(datamodule.train_items),
         "valid": file_fingerprint(datamodule.valid_items),
     }
+    # TrivialAugment/RandAugment change the augmented views (the key leaves it out when off,
+    # so caches made before the option existed keep their keys).
+    auto_augment = getattr(datamodule, "auto_augment", "none")
+    if views and auto_augment != "none":
+        parts["auto_augment"] = auto_augment
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:20]
 
 
@@ -219,16 +225,26 @@ def write_split(model, staging: Path, name: str, items: list[Item], loaders: lis
 
 
 def feature_loaders(
-    features: PrecomputedFeatures, batch_size: int, seed: int
+    features: PrecomputedFeatures,
+    batch_size: int,
+    seed: int,
+    balance_by: list[int] | None = None,
+    num_classes: int = 0,
 ) -> tuple[DataLoader, DataLoader]:
-    """Loaders over cached features; in-process (reading a memory map needs no workers)."""
+    """Loaders over cached features; in-process (reading a memory map needs no workers).
+    `balance_by`: the training labels, drawn class-balanced (data.balance=sampler)."""
     features.train.generator.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    sampler = None
+    if balance_by is not None:
+        sampler = balanced_sampler(balance_by, num_classes, generator)
     train = ReplayDataLoader(
         features.train,
         batch_size=batch_size,
-        shuffle=True,
+        shuffle=sampler is None,
+        sampler=sampler,
         drop_last=len(features.train) > batch_size,  # no batch of one through BatchNorm
-        generator=torch.Generator().manual_seed(seed),
+        generator=generator,
     )
     valid = DataLoader(features.valid, batch_size=batch_size, shuffle=False)
     return train, valid

@@ -47,7 +47,13 @@ def stage_loaders(
         image_size,
         device=trainer.strategy.root_device,
     )
-    train, valid = feature_loaders(features, datamodule.batch_size, datamodule.seed + seed_offset)
+    train, valid = feature_loaders(
+        features,
+        datamodule.batch_size,
+        datamodule.seed + seed_offset,
+        balance_by=datamodule.train_labels(),
+        num_classes=len(datamodule.classes),
+    )
     record = {
         "cache": str(features.directory),
         "reused": features.reused,
@@ -158,6 +164,23 @@ def run_stage(
     return record
 
 
+def note_early_stop(trainer: L.Trainer, record: dict, epochs_run: int) -> None:
+    """A stage that stopped before its planned epochs (early stopping): its record's
+    `epochs` become the epochs it ran, `stopped_early` says why, and the console says so."""
+    planned = int(record.get("epochs") or 0)
+    if not 0 < epochs_run < planned:
+        return
+    stopper = trainer.early_stopping_callback
+    reason = getattr(stopper, "stopping_reason_message", None) or "stopped early"
+    record.update(epochs=epochs_run, planned_epochs=planned, stopped_early=reason)
+    if trainer.is_global_zero:
+        print(
+            f"stage {record['name']!r} stopped early after {epochs_run} of {planned} epochs: "
+            f"{reason}",
+            flush=True,
+        )
+
+
 def save_stage_end(trainer: L.Trainer, checkpoint: Path) -> None:
     """The stage's own checkpoint, and last.ckpt beside it: both say the stage is done, so a
     run stopped before the next stage's first step resumes with that stage, and a finished
@@ -248,12 +271,17 @@ def run_recipe(
         progress.start_stage(index, lrs, record, records)
         if trainer.is_global_zero:
             print(stage_banner(index, len(stages), stage, model.group_names, lrs, image_size))
-        # Epochs count on across stages: this stage ends after all epochs up to it.
-        epochs_until = sum(s.num_epochs for s in stages[:index])
+        # Epochs count on across stages: this stage ends after the epochs the stages before
+        # it ran (fewer than planned where one stopped early) and its own. A resumed stage's
+        # Trainer has not loaded its epoch counter yet: the records say where it stands.
+        done = sum(int(r.get("epochs") or 0) for r in records)
+        epochs_before = done if resumed else trainer.current_epoch
+        epochs_until = epochs_before + stage.num_epochs
         checkpoint = run_dir / "checkpoints" / f"stage{index}-{stage.name}.ckpt"
         resume_from = resumed.checkpoint if resumed else None
         args = (loaders, lrs, image_size, epochs_until, record, checkpoint, resume_from)
         run_stage(trainer, model, stage, *args)
+        note_early_stop(trainer, record, trainer.current_epoch - epochs_before)
         progress.finish_stage(index)
         save_stage_end(trainer, checkpoint)
         record["seconds"] = round(time.perf_counter() - started, 2)

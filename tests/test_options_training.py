@@ -1,0 +1,117 @@
+"""The training options that act during a fit: an EMA of the weights (validated, saved in
+best.ckpt, evaluated), early stopping per recipe stage, and gradient accumulation with our
+step-based LR schedules."""
+
+from __future__ import annotations
+
+import json
+
+import lightning as L
+import pytest
+import torch
+import torch.nn.functional as F
+from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.folders import make_image_folder
+from helpers.models import small_datamodule_and_model
+
+from imgclf.model.schedules import Schedule, one_cycle_factor
+from imgclf.training.checkpoints import load_classifier, read_checkpoint
+
+
+@pytest.fixture(scope="module")
+def ema_run(tmp_path_factory):
+    """fine_tune (3 + 2 planned epochs) with an EMA of the weights and early stopping that
+    no validation can satisfy (an improvement of 100 in log-loss): each stage stops after
+    its second validation."""
+    tmp = tmp_path_factory.mktemp("options")
+    root = make_image_folder(tmp / "pets", n_train=6, n_valid=3, size=32)
+    result = run_cli(
+        "train",
+        *small_run_overrides(root, tmp),
+        "recipe=fine_tune",
+        "recipe.stages.0.epochs=3",
+        "recipe.stages.1.epochs=2",
+        "callbacks.default.ema_decay=0.9",
+        "callbacks.default.early_stopping_patience=1",
+        "callbacks.default.early_stopping_min_delta=100",
+        "logger=csv",
+        cwd=tmp,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = run_dir_of(result)
+    return result, run_dir, root, json.loads((run_dir / "summary.json").read_text())
+
+
+def test_best_ckpt_holds_the_ema_weights_that_were_validated(ema_run):
+    _, run_dir, root, summary = ema_run
+    best = run_dir / "checkpoints" / "best.ckpt"
+    checkpoint = read_checkpoint(best)
+    ema, raw = checkpoint["state_dict"], checkpoint["current_model_state"]
+    differing = [k for k in raw if raw[k].is_floating_point() and not torch.equal(raw[k], ema[k])]
+    assert len(differing) > 10  # the average is not the raw weights
+    # What evaluate/export load is what validation scored: the same log-loss.
+    model = load_classifier(best)
+    from imgclf.data import FolderDataModule
+
+    data = FolderDataModule(root, image_size=32, batch_size=16, num_workers=0)
+    data.setup("validate")
+    data.set_data_config(model.data_config)
+    losses = []
+    with torch.no_grad():
+        for images, labels in data.val_dataloader():
+            losses.append(F.cross_entropy(model(images), labels, reduction="none"))
+    epoch = summary["best_weights"]["epoch"]
+    (record,) = [h for h in summary["history"] if h["epoch"] == epoch]
+    assert float(torch.cat(losses).mean()) == pytest.approx(record["valid/logloss"], abs=1e-4)
+
+
+def test_a_stage_stopped_early_hands_over_to_the_next_stage(ema_run):
+    result, _, _, summary = ema_run
+    frozen, unfrozen = summary["stages"]
+    assert frozen["epochs"] == 2 and frozen["planned_epochs"] == 3
+    assert "did not improve" in frozen["stopped_early"]
+    assert unfrozen["epochs"] == 2 and "stopped_early" not in unfrozen
+    assert [(h["epoch"], h["stage"]) for h in summary["history"]] == [
+        (0, "frozen"),
+        (1, "frozen"),
+        (2, "unfrozen"),
+        (3, "unfrozen"),
+    ]
+    assert summary["epochs"] == 4
+    assert "stage 'frozen' stopped early after 2 of 3 epochs" in result.stdout
+
+
+class RecordLR(L.Callback):
+    def __init__(self) -> None:
+        self.lrs: list[float] = []
+
+    def on_before_optimizer_step(self, trainer, pl_module, optimizer) -> None:
+        self.lrs.append(optimizer.param_groups[-1]["lr"])
+
+
+def test_accumulation_schedules_count_optimizer_steps_not_batches(tmp_path):
+    root = make_image_folder(tmp_path / "pets", n_train=5, n_valid=1, size=32)
+    datamodule, model = small_datamodule_and_model(root)
+    datamodule.batch_size = 2  # 10 images: 5 batches an epoch, 3 optimizer steps with 2
+    lr = 1e-2
+    model.set_stage(
+        model.plan.__class__(
+            name="all", lrs=(lr,) * 3, schedule=Schedule("one_cycle", epochs=2), image_size=32
+        )
+    )
+    recorder = RecordLR()
+    trainer = L.Trainer(
+        max_epochs=2,
+        accumulate_grad_batches=2,
+        accelerator="cpu",
+        logger=False,
+        callbacks=[recorder],
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        enable_checkpointing=False,
+    )
+    trainer.fit(model, datamodule.train_dataloader(), datamodule.val_dataloader())
+    assert trainer.global_step == 6  # ceil(5 / 2) steps per epoch, 2 epochs
+    expected = [lr * one_cycle_factor(k, 6) for k in range(6)]
+    assert recorder.lrs == pytest.approx(expected, rel=1e-9)
+    assert recorder.lrs[-1] == pytest.approx(lr / 1e5)  # the cycle ends on the last step
