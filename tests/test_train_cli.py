@@ -87,7 +87,7 @@ def test_summary_json_reports_the_run(trained_run):
     assert weights["epoch"] == summary["best_epoch"]
     assert weights["valid/acc"] == summary["best_valid_acc"]
     assert weights["stage"] == ("head" if weights["epoch"] < 10 else "finetune")
-    assert f"stage {weights['stage']!r}, epoch {weights['epoch']}" in result.stdout
+    assert f"stage {weights['stage']!r}, epoch {weights['epoch'] + 1};" in result.stdout
     head, finetune = summary["stages"]
     assert bool(summary["stage_warnings"]) == (finetune["valid_acc"] < head["valid_acc"])
 

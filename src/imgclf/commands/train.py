@@ -132,11 +132,12 @@ def closing_block(summary: dict, run_dir: Path) -> str:
     clipped = summary.get("valid_logloss_clipped")
     clipped_text = f" (clipped {clipped:.4f})" if clipped is not None else ""
     best_epoch = summary.get("best_epoch")
-    epoch_text = f" at epoch {best_epoch}" if best_epoch is not None else ""
+    # Counted from 1, as the per-epoch lines are (summary.json counts from 0).
+    epoch_text = f" at epoch {best_epoch + 1}" if best_epoch is not None else ""
     origin = summary.get("best_weights") or {}
-    if origin.get("stage"):  # epochs count from 0, as in summary.json
+    if origin.get("stage"):
         epoch_text += (
-            f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch']}; "
+            f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch'] + 1}; "
             "checkpoints/best.ckpt)"
         )
     return "\n".join(
