@@ -31,6 +31,9 @@ def view_grid_figure(rows: list[dict], title: str, columns: int = 6):
     columns = max(1, min(columns, n))
     lines = max(1, -(-n // columns))
     fig = new_figure((2.3 * columns, 2.6 * lines + 0.4))
+    # Constrained layout makes room for every subplot title and the suptitle; tight_layout
+    # let a row's two-line titles overlap the images above them.
+    fig.set_layout_engine("constrained")
     axes = fig.subplots(lines, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -44,7 +47,6 @@ def view_grid_figure(rows: list[dict], title: str, columns: int = 6):
     if not rows:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
     fig.suptitle(f"{title} ({n})\npredicted / actual, probability / loss", fontsize=10)
-    fig.tight_layout()
     return fig
 
 
