@@ -10,13 +10,12 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, small_run_overrides, start_cli
 from helpers.folders import make_image_folder
 
 from imgclf.training.checkpoints import read_checkpoint
@@ -62,16 +61,9 @@ def wait_for_a_step_in_stage_two(process: subprocess.Popen, run_root: Path) -> P
 def stop_ddp_run(args: list[str], cwd: Path, group: bool):
     """Start a DDP `imgclf train`, send SIGTERM in stage 2 to the launcher or its whole
     process group; return the run directory, the exit status, stderr and the rank PIDs."""
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
     with open(cwd / "stderr.txt", "w") as stderr:
-        launcher = subprocess.Popen(
-            [sys.executable, "-m", "imgclf.cli", "train", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-            start_new_session=True,  # its own process group, as under a scheduler
-        )
+        # Its own process group, as under a scheduler.
+        launcher = start_cli("train", *args, cwd=cwd, stderr=stderr, start_new_session=True)
         try:
             run_dir = wait_for_a_step_in_stage_two(launcher, cwd / "logs" / "train")
             ranks = [p.pid for p in psutil.Process(launcher.pid).children(recursive=True)]

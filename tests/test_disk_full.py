@@ -3,14 +3,12 @@
 the test fills the rest of it, so the next checkpoint write fails with the OS's ENOSPC."""
 
 import errno
-import os
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from helpers.cli import small_run_overrides
+from helpers.cli import small_run_overrides, start_cli
 from helpers.folders import make_image_folder
 
 from imgclf.training.checkpoints import read_checkpoint
@@ -85,15 +83,8 @@ def test_a_disk_filling_up_in_training_is_one_line_and_keeps_the_finished_stage(
         "callbacks.default.console=false",
         "+trainer.enable_progress_bar=false",
     ]
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
     with open(tmp_path / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "imgclf.cli", "train", *args],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        process = start_cli("train", *args, cwd=tmp_path, stderr=stderr)
         try:
             wait_for_stage_two(process, run_dir / "checkpoints" / "last.ckpt")
             fill(small_disk)

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers.cli import run_cli
+from helpers.cli import run_cli, start_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 from lightning.pytorch.loggers import WandbLogger
@@ -51,15 +51,8 @@ def whole_run(tmp_path_factory) -> tuple[Path, Path]:
 def stop_in_second_stage(args: list[str], cwd: Path, run_root: Path, signum: int):
     """Start `imgclf train`, send `signum` after a training step of stage 2; return the run
     directory, the exit status and what it wrote on stderr."""
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
     with open(cwd / "stderr.txt", "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "imgclf.cli", "train", *args],
-            cwd=cwd,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        process = start_cli("train", *args, cwd=cwd, stderr=stderr)
         try:
             run_dir = wait_for_a_step_in_stage_two(process, run_root)
             process.send_signal(signum)

@@ -1,7 +1,6 @@
 """Resume: a run SIGKILLed in the middle of an epoch continues to the same weights and metrics."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli
+from helpers.cli import run_cli, start_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 
@@ -19,14 +18,7 @@ from imgclf.training.resume import resume_argv, resume_checkpoint
 
 def kill_in_second_stage(args: list[str], cwd: Path, run_root: Path) -> Path:
     """Start `imgclf train`, SIGKILL it as soon as it has saved a checkpoint in stage 2."""
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "imgclf.cli", "train", *args],
-        cwd=cwd,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    process = start_cli("train", *args, cwd=cwd)
     try:
         run_dir = wait_for_a_step_in_stage_two(process, run_root)
         process.send_signal(signal.SIGKILL)

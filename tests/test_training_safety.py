@@ -6,14 +6,13 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import lightning as L
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_cli, small_run_overrides, start_cli
 from helpers.folders import make_image_folder
 from helpers.models import small_datamodule_and_model
 
@@ -82,14 +81,8 @@ def test_ctrl_c_saves_a_checkpoint_says_how_to_resume_and_exits_130(tmp_path):
         "recipe.stages.0.epochs=100",  # long enough to be interrupted inside the first stage
         "logger=csv",
     ]
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1"}
-    process = subprocess.Popen(
-        [sys.executable, "-m", "imgclf.cli", "train", *overrides],
-        cwd=tmp_path,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    process = start_cli(
+        "train", *overrides, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
     try:
         # The marker: last.ckpt, written when the first epoch ends, inside trainer.fit.

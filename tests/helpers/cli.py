@@ -8,15 +8,31 @@ import sys
 from pathlib import Path
 
 
+def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a test's `imgclf` subprocess: offline, no update checks."""
+    return {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1", **(extra or {})}
+
+
+def start_cli(*args: str, cwd: Path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, **popen):
+    """`imgclf <args>` started in the background, for tests that signal or kill it."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "imgclf.cli", *args],
+        cwd=cwd,
+        env=cli_env(),
+        stdout=stdout,
+        stderr=stderr,
+        **popen,
+    )
+
+
 def run_cli(
     *args: str, cwd: Path, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
     """`imgclf <args>` in a subprocess, offline, as a user runs it (`env`: more variables)."""
-    env = {**os.environ, "WANDB_MODE": "offline", "NO_ALBUMENTATIONS_UPDATE": "1", **(env or {})}
     return subprocess.run(
         [sys.executable, "-m", "imgclf.cli", *args],
         cwd=cwd,
-        env=env,
+        env=cli_env(env),
         capture_output=True,
         text=True,
         timeout=600,
