@@ -65,7 +65,7 @@ def make_trainer(
     bars, no checkpoint callback, no sanity validation.
 
     Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
-    (prediction collection, clipped log-loss, the NaN-loss stop, RecipeProgress with
+    (prediction collection, clipped log-loss, the divergence guard, RecipeProgress with
     `.history` of every validation; with `run_dir` the misclassification views written to
     `run_dir/interpret/`) and a line per epoch (`EpochSummary`). `quiet` silences Lightning's
     device banner, its warning about few DataLoader workers and other libraries' notices
