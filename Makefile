@@ -56,9 +56,12 @@ bench-gpu: $(INSTALLED) ## the GPU benchmark (needs a GPU) -> benchmarks/results
 bench-contention: $(INSTALLED) ## CPU contention figures -> benchmarks/results.md
 	$(BIN)/python benchmarks/contention.py $(ARGS)
 
-# Quality on real data sets that packages ship (digits, faces, icons): the default
-# `imgclf train` against fastai 2.8 (own virtualenv, made on first use) and a plain PyTorch
-# loop -> benchmarks/results-quality.json and .md. ARGS: e.g. --sets icons --only imgclf.
+# Quality on six real data sets that packages ship (small: digits, faces, icons; large,
+# 5,000 training images: glyphs, scripts, themes), three seeds each, in two halves (defaults
+# chosen on one, confirmed on the other): the default `imgclf train` against fastai 2.8 (own
+# virtualenv, made on first use) and a plain PyTorch loop -> benchmarks/results-quality.json
+# and .md. ARGS: --quick (small sets, one seed, imgclf), --half confirm, --seeds 0,
+# --sets icons --only imgclf.
 bench-quality: $(INSTALLED) ## imgclf vs fastai vs a plain loop on real data -> benchmarks/results-quality.md
 	$(BIN)/python benchmarks/quality.py $(ARGS)
 
