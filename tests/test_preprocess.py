@@ -53,7 +53,9 @@ def test_a_large_jpeg_is_decoded_at_reduced_scale_on_every_path(images):
     # 400x300 -> 1/4 is 100x75, both sides >= 73; a full decode would give other pixels.
     assert decode(images["big.jpg"], min_decode_side(transform)).shape == (75, 100, 3)
     full = transform(image=load_rgb(images["big.jpg"]))["image"]
-    assert not np.array_equal(np.asarray(full), np.asarray(preprocess(images["big.jpg"], transform)))
+    assert not np.array_equal(
+        np.asarray(full), np.asarray(preprocess(images["big.jpg"], transform))
+    )
 
 
 def test_the_rotated_photo_and_the_alpha_png_are_decoded_by_the_same_rules(images):
