@@ -82,6 +82,10 @@ def markdown_report(results: dict) -> str:
             f"{m['wall_seconds']:.0f} s.",
             "",
         ]
+    if "predict" in runs:
+        from benchmarks.predict_latency import markdown_lines
+
+        lines += markdown_lines(runs["predict"])
     machine = results.get("machine", {})
     if machine:
         lines += [

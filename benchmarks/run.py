@@ -23,7 +23,7 @@ if str(ROOT) not in sys.path:  # `python benchmarks/run.py` from a checkout
 from benchmarks.report import markdown_report  # noqa: E402
 from benchmarks.timing import machine_info  # noqa: E402
 
-ITEMS = ("training", "inference", "pipeline", "precompute", "knobs", "recipe", "memory")
+ITEMS = ("training", "inference", "pipeline", "precompute", "knobs", "recipe", "memory", "predict")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -52,6 +52,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory-size", type=int, default=32)
     parser.add_argument(
         "--recipe-overrides", nargs="*", default=[], help="extra Hydra overrides (tests)"
+    )
+    parser.add_argument("--predict-size", type=int, default=96, help="predict latency run")
+    parser.add_argument(
+        "--predict-overrides", nargs="*", default=[], help="extra Hydra overrides of its run"
     )
     args = parser.parse_args(argv)
     chosen = tuple(args.only.split(",")) if args.only else ITEMS
@@ -151,6 +155,20 @@ def run(args: argparse.Namespace) -> dict:
             (Path(tmp) / "memory").mkdir()
             runs["memory"] = whole_runs.memory_benchmark(
                 root, Path(tmp) / "memory", image_size=args.memory_size
+            )
+        if "predict" in args.items:
+            from benchmarks.predict_latency import predict_benchmark
+            from imgclf.data.demo import build_digits_demo
+
+            say("one image through imgclf predict")
+            digits = build_digits_demo(args.data / "digits")
+            (Path(tmp) / "predict").mkdir()
+            runs["predict"] = predict_benchmark(
+                digits,
+                Path(tmp) / "predict",
+                args.rounds,
+                image_size=args.predict_size,
+                extra=tuple(args.predict_overrides),
             )
     results["total_seconds"] = time.perf_counter() - started
     say("done")

@@ -75,6 +75,10 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
             "recipe.stages.1.epochs=1",
             "lr_find.num_iter=4",
             "logger=csv",
+            "--predict-size=32",
+            "--predict-overrides",
+            "data.num_workers=0",
+            "data.batch_size=4",
         ]
     )
     written = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -110,3 +114,7 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
     for name in ("training", "inference", "pipeline", "precompute"):
         assert f"| {name}:" in report
     assert "**Memory**" in report and "**Demo recipe**" in report
+    predict = written["runs"]["predict"]
+    assert set(predict["variants"]) == {"default", "no TTA, no clipping"}
+    assert all(v["median_seconds"] > 0 for v in predict["variants"].values())
+    assert "**One image through imgclf predict**" in report

@@ -166,20 +166,17 @@ def test_commands_refused_before_they_begin_leave_no_run_directory(
 
 
 def test_a_refused_run_keeps_an_existing_directory(pets, tmp_path, capsys, monkeypatch):
-    """Only a directory the refused command made is removed: a named one that holds
-    files of its own stays as it was."""
-    run_dir = tmp_path / "mine"
-    run_dir.mkdir()
-    (run_dir / "notes.txt").write_text("keep me")
-    args = [
-        "train",
-        "data=folder",
-        f"data.root={pets}",
-        "data.image_size=8",
-        f"hydra.run.dir={run_dir}",
-    ]
-    assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), "is too small")
-    assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]
+    """Only a directory the refused command made is removed: a named one that was there
+    before stays as it was, empty or not."""
+    for name, files in (("mine", ["notes.txt"]), ("empty", [])):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        for file in files:
+            (run_dir / file).write_text("keep me")
+        args = ["train", "data=folder", f"data.root={pets}", "data.image_size=8"]
+        code, stderr = run_main([*args, f"hydra.run.dir={run_dir}"], tmp_path, capsys, monkeypatch)
+        assert_one_line_error(code, stderr, "is too small")
+        assert sorted(p.name for p in run_dir.iterdir()) == files
 
 
 def test_the_help_examples_work_offline(monkeypatch, capsys):

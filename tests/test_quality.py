@@ -17,8 +17,8 @@ from benchmarks import quality, quality_data, quality_large  # noqa: E402
 from imgclf.training.progress import best_weights, stage_of_epoch, stage_regression  # noqa: E402
 
 STAGES = [
-    {"name": "head", "epochs": 2, "valid_acc": 0.808},
-    {"name": "finetune", "epochs": 7, "valid_acc": 0.782},
+    {"name": "head", "epochs": 2, "valid_acc": 0.808, "image_size": 64},
+    {"name": "finetune", "epochs": 7, "valid_acc": 0.782, "image_size": 96},
 ]
 
 
@@ -42,9 +42,15 @@ def test_best_weights_maps_the_best_epoch_to_its_stage():
         {"epoch": 2, "valid/acc": 0.75},
         {"epoch": 8, "valid/acc": 0.808},  # a tie later: the first one is kept
     ]
-    assert best_weights(history, STAGES) == {"stage": "head", "epoch": 1, "valid/acc": 0.808}
+    assert best_weights(history, STAGES) == {
+        "stage": "head",
+        "epoch": 1,
+        "image_size": 64,
+        "valid/acc": 0.808,
+    }
     history.append({"epoch": 5, "valid/acc": 0.9})
     assert best_weights(history, STAGES)["stage"] == "finetune"
+    assert best_weights(history, STAGES)["image_size"] == 96  # the size best.ckpt holds
     assert stage_of_epoch(9, STAGES) == {}
     assert best_weights([], STAGES) == {}
 

@@ -44,6 +44,8 @@ _EXPORTS = {
     "make_trainer": "imgclf.api",
     "fit_recipe": "imgclf.api",
     "load": "imgclf.api",
+    "from_config": "imgclf.api",
+    "ConfiguredRecipe": "imgclf.api",
     "show_batch": "imgclf.api",
     "plot_history": "imgclf.api",
     "TrainedRun": "imgclf.api",

@@ -29,6 +29,7 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
+from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.console import EpochSummary
 from imgclf.callbacks.defaults import default_callbacks
@@ -237,6 +238,35 @@ def load(run_or_checkpoint: str | Path) -> TrainedRun:
     else:
         run_dir = None
     return TrainedRun(load_classifier(checkpoint), run_dir, config)
+
+
+@dataclass
+class ConfiguredRecipe:
+    """What `imgclf train <overrides>` trains, built from configs/ (`from_config`): the
+    composed `config`, the data module (scanned), the model sized for its classes, the
+    recipe's `stages` and the LR finder settings (`lr_find`), ready for `fit_recipe`."""
+
+    config: DictConfig
+    data: FolderDataModule
+    model: ImageClassifier
+    stages: list[Stage]
+    lr_find: dict
+
+
+def from_config(overrides: Sequence[str] = ("experiment=digits",)) -> ConfiguredRecipe:
+    """The data, model and recipe of `imgclf train <overrides>`, read from configs/ and
+    checked as the CLI checks them, so a notebook trains exactly what the command line
+    does (`make train` is `experiment=digits`). `~` works in path values."""
+    from imgclf.commands.arguments import expand_paths
+    from imgclf.commands.config_check import compose_checked
+    from imgclf.commands.configs import config_dir
+    from imgclf.commands.startup import build_data_and_model
+    from imgclf.commands.train import recipe_of
+
+    cfg = compose_checked(config_dir(), "train", expand_paths(list(overrides)))
+    datamodule, model = build_data_and_model(cfg)
+    settings = OmegaConf.to_container(cfg.lr_find, resolve=True)
+    return ConfiguredRecipe(cfg, datamodule, model, recipe_of(cfg), settings)
 
 
 def show_batch(datamodule: FolderDataModule, n: int = 16, image_size: int | None = None, seed=0):

@@ -11,6 +11,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from imgclf.commands.configs import config_dir
 from imgclf.errors import TrainingInterrupted, UserError, no_space_message, one_line
 
 # The shell's exit status for a program stopped by SIGINT (128 + 2) and SIGTERM (128 + 15).
@@ -32,13 +33,6 @@ example:
   imgclf train data=folder data.root=~/data/dogscats
   imgclf predict ckpt=logs/train/<run> input=photo.jpg
 """
-
-
-def config_dir() -> Path:
-    """configs/ of this checkout (the template is used as a clone), or $IMGCLF_CONFIG_DIR."""
-    if "IMGCLF_CONFIG_DIR" in os.environ:
-        return Path(os.environ["IMGCLF_CONFIG_DIR"]).resolve()
-    return Path(__file__).resolve().parents[2] / "configs"
 
 
 def single_console_log() -> None:
@@ -83,6 +77,10 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
 
     from imgclf.callbacks.interrupt import Terminated, install_sigterm_handler
 
+    # A refused command removes the empty run directory Hydra made for it, never one that
+    # was there before (a run to resume, a folder named with hydra.run.dir=).
+    keep_directory = run_dir_existed(argv)
+
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def app(cfg) -> float | None:
         from imgclf.commands.startup import discard_unstarted_run
@@ -95,7 +93,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         except TrainingInterrupted as stop:  # a signal stops a sweep too
             interrupted_exit(stop, launched_rank)
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
-            discard_unstarted_run(Path(cfg.paths.output_dir))
+            discard_unstarted_run(Path(cfg.paths.output_dir), keep_directory)
             if is_first_process():
                 print("interrupted", file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
@@ -107,7 +105,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
             message = one_line(err) if isinstance(err, UserError) else no_space_message(err)
             if message is None:
                 raise
-            discard_unstarted_run(Path(cfg.paths.output_dir))
+            discard_unstarted_run(Path(cfg.paths.output_dir), keep_directory)
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         if directory is not None and is_first_process():
@@ -124,6 +122,12 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
     # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
     sys.argv = [sys.argv[0], *argv]
     app()
+
+
+def run_dir_existed(argv: list[str]) -> bool:
+    """Whether `hydra.run.dir=` names a directory that exists before the command runs."""
+    values = [arg.split("=", 1)[1].strip("'\"") for arg in argv if arg.startswith("hydra.run.dir=")]
+    return bool(values) and Path(values[-1]).expanduser().exists()
 
 
 def check_overrides(config_name: str, argv: list[str]) -> None:

@@ -136,16 +136,18 @@ def release_run_lock(lock: Path, pid: int) -> None:
             lock.unlink()
 
 
-def discard_unstarted_run(directory: Path) -> bool:
+def discard_unstarted_run(directory: Path, keep_directory: bool = False) -> bool:
     """After a command failed before its run began: release this process's lock and remove
     the directory if nothing else is in it (Hydra makes the directory before the command
-    starts). A directory with anything else in it (a run being resumed, a folder of the
-    user's, another command's lock) keeps it. True if the directory was removed."""
+    starts) and it is not one to keep (one that existed before). A directory with anything
+    else in it (a run being resumed, another command's lock) stays. True if removed."""
     lock = directory / LOCK_NAME
     with contextlib.suppress(OSError, ValueError, AttributeError):
         owner = json.loads(lock.read_text())
         if (owner.get("pid"), owner.get("host")) == (os.getpid(), socket.gethostname()):
             lock.unlink()
+    if keep_directory:
+        return False
     try:
         directory.rmdir()  # only succeeds when empty
     except OSError:

@@ -100,13 +100,20 @@ def stage_of_epoch(epoch: int, stage_records: list[dict]) -> dict:
 def best_weights(
     history: list[dict[str, float]], stage_records: list[dict], monitor: str = "valid/acc"
 ) -> dict:
-    """Where the best validated weights (what best.ckpt holds) come from: stage, epoch and
-    score. The first of equal scores, as ModelCheckpoint keeps it. {} without validations."""
+    """Where the best validated weights (what best.ckpt holds) come from: stage, epoch,
+    the image size they were trained at (the input size evaluate, predict and export use)
+    and score. The first of equal scores, as ModelCheckpoint keeps it. {} without
+    validations."""
     best = best_record(history, monitor)
     if not best:
         return {}
     stage = stage_of_epoch(int(best["epoch"]), stage_records)
-    return {"stage": stage.get("name"), "epoch": int(best["epoch"]), monitor: best[monitor]}
+    return {
+        "stage": stage.get("name"),
+        "epoch": int(best["epoch"]),
+        "image_size": stage.get("image_size"),
+        monitor: best[monitor],
+    }
 
 
 def stage_regression(records: list[dict], key: str = "valid_acc") -> str | None:
