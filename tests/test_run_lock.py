@@ -29,12 +29,17 @@ def dead_pid() -> int:
 def race(directories, ready, start, done, results) -> None:
     """One racer: at each round, try to take the round's lock at the same moment as the
     others, say whether it got it, hold it until every racer has tried, then let it go."""
-    sys.stderr = open(os.devnull, "w")  # the stale-lock warnings
-    ready.wait(timeout=60)
+    with open(os.devnull, "w") as quiet:
+        sys.stderr = quiet  # the stale-lock warnings
+        ready.wait(timeout=60)
+        take_turns(directories, start, done, results)
+
+
+def take_turns(directories, start, done, results) -> None:
     for directory in directories:
         start.wait()
         try:
-            lock = lock_run_directory(directory)
+            lock_run_directory(directory)
         except UserError:
             results.put((str(directory), None))
         else:

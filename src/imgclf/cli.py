@@ -75,6 +75,19 @@ def interrupted_exit(stop, launched_rank: bool) -> None:
     sys.exit(0 if launched_rank and stop.every_rank else stop.exit_code)
 
 
+def stopped_in_set_up(cfg) -> str:
+    """What a stop before training (or before a command's work) saved: nothing new."""
+    command = os.environ.get("IMGCLF_COMMAND") or "the command"
+    if cfg.get("resume"):
+        return (
+            "interrupted before training went on: nothing new was saved; resume with: "
+            f"imgclf train resume={cfg.resume}"
+        )
+    if command == "train":
+        return "interrupted before training began: nothing was saved; run the command again"
+    return f"interrupted: imgclf {command} did not finish (no output is complete); run it again"
+
+
 def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=False) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError (and a config Hydra would
     reject, checked first) into a one-line message. `launched_rank`: this process is a DDP
@@ -95,7 +108,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
             interrupted_exit(stop, launched_rank)
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
             if is_first_process():
-                print("interrupted", file=sys.stderr, flush=True)
+                print(stopped_in_set_up(cfg), file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         except Exception as err:
             if in_multirun():
@@ -227,6 +240,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # while the config is read, before anything started
+        print("interrupted before anything started: nothing was saved", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ def config_changes(saved, now, prefix: str = "") -> list[tuple[str, object, obje
         keys = sorted(set(map(str, saved)) | set(map(str, now)))
         pairs = [(key, saved.get(key, ABSENT), now.get(key, ABSENT)) for key in keys]
     elif isinstance(saved, list) and isinstance(now, list) and len(saved) == len(now):
-        pairs = [(str(i), a, b) for i, (a, b) in enumerate(zip(saved, now))]
+        pairs = [(str(i), a, b) for i, (a, b) in enumerate(zip(saved, now, strict=True))]
     else:
         return [] if saved == now else [(prefix, saved, now)]
     changes = []
