@@ -126,14 +126,31 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         return value  # what a sweeper (`-m`) optimises; None for a single run
 
     check_overrides(config_name, argv)
-    if {"-m", "--multirun"} & set(argv):  # the sweeper imports Optuna before the first trial
-        from imgclf.reporting.quiet import quiet_third_party
-
-        quiet_third_party()
     # Keep the real program path in argv[0]: Lightning's DDP launcher re-runs it, with
     # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
     sys.argv = [sys.argv[0], *argv]
-    app()
+    if {"-m", "--multirun"} & set(argv):
+        run_sweep(app)
+    else:
+        app()
+
+
+def run_sweep(app: Callable) -> None:
+    """Hydra's multirun: the sweeper's own errors as one line (each trial reports its own)."""
+    from imgclf.reporting.quiet import quiet_third_party
+
+    quiet_third_party()  # the sweeper imports Optuna before the first trial
+    # Hydra prints the sweeper's errors as a traceback and exits 1; raised, they come here.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        app()
+    except ValueError as err:
+        if "No trials are completed" in str(err):  # Optuna: no best trial to report
+            raise UserError(
+                "the search ended without a completed trial: every trial failed (each "
+                "'trial N failed' line above says why)"
+            ) from None
+        raise
 
 
 def check_overrides(config_name: str, argv: list[str]) -> None:

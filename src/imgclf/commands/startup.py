@@ -107,6 +107,8 @@ def check_writable(path: Path, what: str) -> Path:
     probe = path.parent / f".{path.name}.write-test-{os.getpid()}"
     if path.parent.exists() and not path.parent.is_dir():
         raise UserError(f"cannot write {what} {path}: {path.parent} is not a folder")
+    if path.is_dir():
+        raise UserError(f"cannot write {what} {path}: it is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
