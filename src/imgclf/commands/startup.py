@@ -186,7 +186,10 @@ def build_data_and_model(cfg: DictConfig):
     """Data module (scanned), model sized for its classes, and the data module told the
     backbone's input config."""
     datamodule = instantiate_user(cfg.data)
-    datamodule.setup("fit")
+    try:
+        datamodule.setup("fit")
+    except (TypeError, ValueError, KeyError) as err:  # a value of the wrong kind in data.*
+        raise UserError(config_error(err, cfg.data)) from None
     # data.balance=loss_weights: the class weights of the training loss come from the data.
     weights = {"class_weights": datamodule.loss_weights} if datamodule.loss_weights else {}
     model = instantiate_user(
