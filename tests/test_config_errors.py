@@ -58,6 +58,7 @@ def train_argv(pets, tmp_path, *overrides):
         ),
         ("recipe.stages.0.epochs=many", "recipe.stages.0.epochs='many': must be a whole number"),
         ("+recipe.stages.1.train_bn=3", "recipe.stages.1.train_bn=3: must be true or false"),
+        ("exist_ok=yes", "exist_ok='yes': must be true or false"),
         ("trainer.precision=7", "trainer.precision=7: Precision 7 is invalid."),
         ("model.head_dropout=2.0", "model.head_dropout=2.0: dropout probability has to be"),
         ("model.head_hidden=[a]", "model.head_hidden.0=a: invalid literal for int()"),

@@ -68,6 +68,7 @@ def compose_checked(
         raise UserError(explain(err, config_dir, config_name, overrides)) from None
     check_values(cfg)
     check_stage_types(cfg)
+    check_switches(cfg)
     check_input_sizes(cfg)
     check_optimized_metric(OmegaConf.select(cfg, "optimized_metric", default=None))
     return cfg
@@ -245,3 +246,14 @@ def check_input_sizes(cfg: DictConfig) -> None:
                 f"{key}={size}: a {size}x{size} input is above data.max_pixels {limit:,} "
                 "(the largest image the data may hold)"
             )
+
+
+# Keys that take true or false (a typo such as exist_ok=yes would count as true).
+SWITCHES = ("exist_ok",)
+
+
+def check_switches(cfg: DictConfig) -> None:
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not isinstance(value, bool):
+            raise UserError(f"{key}={value!r}: must be true or false")
