@@ -7,38 +7,14 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 from helpers.cli import run_cli, small_run_overrides, start_cli
 from helpers.folders import make_image_folder
-
-from imgclf.errors import UserError
-from imgclf.model.backbone import check_hub_reachable
 
 
 def closed_port() -> int:
     with socket.socket() as probe:  # a port nothing listens on
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def test_uncached_hub_weights_offline_are_refused_before_timm_tries(monkeypatch, capsys):
-    from huggingface_hub import constants
-
-    port = closed_port()
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
-    monkeypatch.setenv("HF_HOME", "/nonexistent-hf-home")  # nothing cached
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", "/nonexistent-hf-home/hub")
-    with pytest.raises(UserError) as refused:
-        check_hub_reachable("resnet34")
-    assert str(refused.value).startswith(
-        f"cannot download pretrained weights for 'resnet34' (127.0.0.1:{port} cannot be "
-        "reached, not cached): use model.weights=/path/to/file.pth|.safetensors"
-    )
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(UserError, match=r"\(HF_HUB_OFFLINE is set, not cached\)"):
-        check_hub_reachable("resnet34")
-    assert capsys.readouterr() == ("", "")  # no retries, no notices
 
 
 def test_a_hub_model_offline_is_one_line_at_once(tmp_path):

@@ -97,7 +97,7 @@ def release_run_lock(lock: Path, pid: int | None = None) -> None:
     Not in a forked child (DataLoader workers): `pid` is the process that took it."""
     if pid is not None and os.getpid() != pid:
         return
-    handle = HELD.pop(Path(lock), None)
+    handle = HELD.pop(Path(lock).absolute(), None)
     if handle is None:
         return
     with contextlib.suppress(FileNotFoundError):

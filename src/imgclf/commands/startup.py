@@ -14,7 +14,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.commands.run_lock import lock_run_directory, release_run_lock
+from imgclf.commands.run_lock import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import CollectPredictions
 from imgclf.reporting.run_log import start_run_log
@@ -100,6 +100,19 @@ def refuse_another_run(directory: Path) -> None:
             "train into a new directory (hydra.run.dir=NEW_DIR), or replace it with "
             "exist_ok=true"
         )
+
+
+def discard_unstarted_run(directory: Path) -> bool:
+    """After a command failed before its run began: release this process's lock and remove
+    the directory if nothing else is in it (Hydra makes the directory before the command
+    starts). A directory with anything else in it (a run being resumed, a folder of the
+    user's, another command's lock) keeps it. True if the directory was removed."""
+    release_run_lock(Path(directory).absolute() / LOCK_NAME)  # only if this process holds it
+    try:
+        directory.rmdir()  # only succeeds when empty
+    except OSError:
+        return False
+    return True
 
 
 def check_writable(path: Path, what: str) -> Path:
@@ -234,10 +247,12 @@ def tta_arguments(cfg: DictConfig, model) -> dict:
 
 
 def inference_trainer(cfg: DictConfig, loggers: list) -> L.Trainer:
-    """The configured Trainer (devices, precision, DDP) with the prediction collector."""
+    """The configured Trainer (devices, precision, DDP) with the prediction collector. No
+    progress bar: the passes report on one line of their own (`evaluation/pass_line.py`)."""
     return build_trainer(
         cfg.trainer,
         callbacks=[CollectPredictions()],
         logger=loggers or False,
         enable_model_summary=False,
+        enable_progress_bar=False,
     )

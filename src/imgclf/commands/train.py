@@ -65,8 +65,8 @@ def run_training(cfg: DictConfig) -> dict:
     if resume:
         check_resume_matches_run(cfg, resume, stages)
     another_run_ok = bool(resume) or bool(cfg.get("exist_ok"))
+    # Every check before the run begins: a command refused here writes no run files.
     run = start_run(cfg, begin=False, another_run_ok=another_run_ok)
-    # Everything is built and checked before the run's files are written or touched.
     datamodule, model = build_data_and_model(cfg)
     check_image_sizes(model, datamodule, stages)
     if resume:

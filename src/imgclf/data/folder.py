@@ -20,9 +20,10 @@ from imgclf.data.balance import balanced_sampler, check_balance, class_weights, 
 from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
 from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
+from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
-from imgclf.data.split import cap_per_class, class_folders, stratified_split
-from imgclf.data.transforms import PRESETS, eval_transform, seed_worker, train_transform
+from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, stratified_split
+from imgclf.data.transforms import PRESETS, seed_worker, train_transform
 from imgclf.errors import UserError
 
 # Until `set_data_config` gives the backbone's own (timm's defaults for a 224 px model).
@@ -126,10 +127,15 @@ class FolderDataModule(L.LightningDataModule):
             self.root / name for name in ("train", "valid", self.test_folder)
         )
         train_items = self._scan_train(train_dir)
-        train_items, valid_items = self._scan_valid(valid_dir, train_items)
-        if self.per_class:
+        # data.per_class samples the whole folder before the split, like the course's
+        # sample/: per_class=50 and valid_pct 0.2 give 40 train and 10 valid images a class.
+        if self.per_class and not valid_dir.is_dir():
             train_items = cap_per_class(train_items, self.per_class, self.seed)
-            valid_items = cap_per_class(valid_items, self.per_class, self.seed + 1)
+        train_items, valid_items = self._scan_valid(valid_dir, train_items)
+        if self.per_class and valid_dir.is_dir():  # the same sizes from valid/ as from a split
+            n_train, n_valid = sample_split_sizes(self.per_class, self.valid_pct)
+            train_items = cap_per_class(train_items, n_train, self.seed)
+            valid_items = cap_per_class(valid_items, n_valid, self.seed + 1)
         test_items = [(p, UNLABELLED) for p in list_images(test_dir)] if test_dir.is_dir() else []
 
         self.train_items = self._readable(train_items)
@@ -279,8 +285,7 @@ class FolderDataModule(L.LightningDataModule):
         )
 
     def eval_transform(self, image_size: int | None = None):
-        cfg = self.data_config
-        return eval_transform(image_size or self.image_size, cfg["interpolation"], cfg["crop_pct"])
+        return model_transform(self.data_config, image_size or self.image_size)
 
     def loader(
         self,

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
@@ -21,6 +22,7 @@ from timm.data import resolve_data_config
 from torch import nn
 
 from imgclf.errors import UserError, unreadable_file_message
+from imgclf.model.hub import hub_offline, hub_reachable
 
 BUNDLED_BACKBONE = "tf_efficientnet_lite0"
 # Blocks per stage of EfficientNet-Lite0: the flat `_blocks.i` list splits into these stages.
@@ -151,53 +153,19 @@ def check_backbone_name(backbone: str) -> None:
     raise UserError(f"unknown backbone {backbone!r}{hint}")
 
 
-def no_download_message(backbone: str, why: str = "offline?") -> str:
-    return (
-        f"cannot download pretrained weights for {backbone!r} ({why}): use "
-        f"model.weights=/path/to/file.pth|.safetensors, model.weights=none for random "
-        f"initialisation, or model.backbone={BUNDLED_BACKBONE} (bundled weights)"
-    )
-
-
 def _hub_body(backbone: str) -> nn.Module:
-    check_hub_reachable(backbone)
+    # Offline: only the local hub cache, so a missing file fails now, not after retries.
+    offline = contextlib.nullcontext() if hub_reachable() else hub_offline()
     try:
-        return timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
+        with offline:
+            return timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
     except Exception as err:  # network errors arrive as many types (OSError, HF hub errors...)
         if isinstance(err, RuntimeError) and "No pretrained weights" in str(err):
             raise UserError(f"timm has no pretrained weights for {backbone!r}") from None
-        raise UserError(no_download_message(backbone)) from None
-
-
-# The files timm looks for in a Hugging Face hub repository, in its order.
-HUB_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-
-
-def check_hub_reachable(backbone: str, timeout: float = 3.0) -> None:
-    """Weights that are neither in the Hugging Face cache nor reachable are one line at once,
-    before timm tries: offline, the hub client retries for a minute, printing each retry."""
-    import os
-    import socket
-    from urllib.parse import urlsplit
-
-    from huggingface_hub import constants, try_to_load_from_cache
-    from timm.models import get_pretrained_cfg
-
-    cfg = get_pretrained_cfg(backbone)
-    repo = getattr(cfg, "hf_hub_id", None)
-    if not repo:
-        return  # weights from a plain URL (torch.hub's cache): timm's own error path
-    if any(isinstance(try_to_load_from_cache(repo, name), str) for name in HUB_FILES):
-        return
-    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
-        raise UserError(no_download_message(backbone, "HF_HUB_OFFLINE is set, not cached"))
-    url = urlsplit(constants.ENDPOINT)
-    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme != "http" else 80)
-    try:
-        socket.create_connection((host, port), timeout=timeout).close()
-    except OSError:
         raise UserError(
-            no_download_message(backbone, f"{host}:{port} cannot be reached, not cached")
+            f"cannot download pretrained weights for {backbone!r} (offline?): use "
+            f"model.weights=/path/to/file.pth|.safetensors, model.weights=none for random "
+            f"initialisation, or model.backbone={BUNDLED_BACKBONE} (bundled weights)"
         ) from None
 
 
