@@ -6,6 +6,7 @@ an epoch of the second stage, then resume and compare with an uninterrupted run.
 
 import csv
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from PIL import Image
 
 from imgclf import cli
 from imgclf.cli import main
-from imgclf.commands.startup import LOCK_NAME, lock_run_directory, release_run_lock
+from imgclf.commands.run_lock import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.data import FolderDataModule
 from imgclf.data.images import unreadable_reason
 from imgclf.errors import UserError, one_line
@@ -160,6 +161,8 @@ def test_a_run_directory_in_use_stops_a_second_run_at_once(tmp_path, capsys, mon
     lock = run_dir / LOCK_NAME
     owner = {"pid": os.getppid(), "host": socket.gethostname()}  # a process that runs
     lock.write_text(json.dumps(owner))
+    held = os.open(lock, os.O_RDONLY)  # its OS lock, as the running owner holds it
+    fcntl.flock(held, fcntl.LOCK_EX)
     # What the running owner has written so far.
     for name in ("cli.log", "config.yaml", ".hydra/config.yaml", ".hydra/overrides.yaml"):
         (run_dir / name).write_text(f"the owner's {name}\n")
@@ -172,8 +175,9 @@ def test_a_run_directory_in_use_stops_a_second_run_at_once(tmp_path, capsys, mon
     assert exit_info.value.code == 2
     assert lines == [
         f"error: {run_dir} is in use by another run (pid {owner['pid']} on {owner['host']}); "
-        f"wait for it to end, or use another directory (remove {lock} only if that run is gone)"
+        "wait for it to end, or use another directory"
     ]
+    os.close(held)
     # Nothing of the directory was touched: not the owner's lock, config, overrides or log.
     assert files_and_times(run_dir) == before
     assert json.loads(lock.read_text()) == owner
@@ -207,8 +211,10 @@ def test_a_resume_that_does_not_fit_leaves_the_run_as_it_was(whole_run, tmp_path
     )
     assert result.returncode == 2, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()
-    assert lines[-1].startswith(f"error: resume: {stage1} was trained on classes")
-    assert "on classes ['cats', 'dogs'], but the data now has ['jay', 'owl']" in lines[-1]
+    # The config is compared with the run's first: another data folder is not this run.
+    assert lines[-1].startswith(
+        f"error: resume: data.root was '{root}' in {whole} and is '{others}' now;"
+    )
     assert "Traceback" not in result.stderr
     # Neither rewritten nor appended to: config, .hydra/ and the log (cli.log) are as they were.
     assert {p: p.read_bytes() for p in before} == before
@@ -375,6 +381,22 @@ def test_wandb_falls_back_to_offline_at_once_without_a_server(tmp_path, monkeypa
         "offline",
         f"W&B credentials found, but 127.0.0.1:{port} cannot be reached",
     )
+
+
+def test_forced_online_wandb_without_a_server_falls_back_to_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_API_KEY", "x" * 40)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    monkeypatch.setenv("WANDB_BASE_URL", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    unreachable = f"but 127.0.0.1:{port} cannot be reached"
+    assert resolve_mode("online") == ("offline", f"logger.wandb.mode=online, {unreachable}")
+    monkeypatch.setenv("WANDB_MODE", "online")
+    assert resolve_mode("auto") == ("offline", f"WANDB_MODE=online, {unreachable}")
+    logger = wandb_logger(mode="online", save_dir=str(tmp_path), project="p")
+    assert logger._wandb_init["mode"] == "offline"
+    assert os.environ["WANDB_MODE"] == "offline"  # wandb reads it too
 
 
 def test_a_wandb_failure_is_one_warning_and_training_goes_on(tmp_path, monkeypatch):

@@ -69,6 +69,19 @@ def interrupted_exit(stop, launched_rank: bool) -> None:
     sys.exit(0 if launched_rank and stop.every_rank else stop.exit_code)
 
 
+def stopped_in_set_up(cfg) -> str:
+    """What a stop before training (or before a command's work) saved: nothing new."""
+    command = os.environ.get("IMGCLF_COMMAND") or "the command"
+    if cfg.get("resume"):
+        return (
+            "interrupted before training went on: nothing new was saved; resume with: "
+            f"imgclf train resume={cfg.resume}"
+        )
+    if command == "train":
+        return "interrupted before training began: nothing was saved; run the command again"
+    return f"interrupted: imgclf {command} did not finish (no output is complete); run it again"
+
+
 def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=False) -> None:
     """Run `task(cfg)` as a Hydra app on `argv`, turning UserError (and a config Hydra would
     reject, checked first) into a one-line message. `launched_rank`: this process is a DDP
@@ -95,7 +108,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
             discard_unstarted_run(Path(cfg.paths.output_dir), keep_directory)
             if is_first_process():
-                print("interrupted", file=sys.stderr, flush=True)
+                print(stopped_in_set_up(cfg), file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
         except Exception as err:
             if in_multirun():
@@ -114,14 +127,31 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         return value  # what a sweeper (`-m`) optimises; None for a single run
 
     check_overrides(config_name, argv)
-    if {"-m", "--multirun"} & set(argv):  # the sweeper imports Optuna before the first trial
-        from imgclf.reporting.quiet import quiet_third_party
-
-        quiet_third_party()
     # Keep the real program path in argv[0]: Lightning's DDP launcher re-runs it, with
     # argv[1:], for every other rank; the subcommand travels in IMGCLF_COMMAND.
     sys.argv = [sys.argv[0], *argv]
-    app()
+    if {"-m", "--multirun"} & set(argv):
+        run_sweep(app)
+    else:
+        app()
+
+
+def run_sweep(app: Callable) -> None:
+    """Hydra's multirun: the sweeper's own errors as one line (each trial reports its own)."""
+    from imgclf.reporting.quiet import quiet_third_party
+
+    quiet_third_party()  # the sweeper imports Optuna before the first trial
+    # Hydra prints the sweeper's errors as a traceback and exits 1; raised, they come here.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        app()
+    except ValueError as err:
+        if "No trials are completed" in str(err):  # Optuna: no best trial to report
+            raise UserError(
+                "the search ended without a completed trial: every trial failed (each "
+                "'trial N failed' line above says why)"
+            ) from None
+        raise
 
 
 def run_dir_existed(argv: list[str]) -> bool:
@@ -234,6 +264,9 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as err:
         print(f"error: {one_line(err)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt:  # while the config is read, before anything started
+        print("interrupted before anything started: nothing was saved", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ def compose_checked(
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(explain(err, config_dir, config_name, overrides)) from None
     check_values(cfg)
+    check_stage_types(cfg)
+    check_switches(cfg)
+    check_input_sizes(cfg)
     check_optimized_metric(OmegaConf.select(cfg, "optimized_metric", default=None))
     return cfg
 
@@ -174,3 +177,83 @@ def check_values(cfg: DictConfig) -> None:
             wrong_type = True
         if wrong_type or value < smallest:
             raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}")
+
+
+def check_stage_types(cfg: DictConfig) -> None:
+    """Each recipe stage's values have the types of the Stage dataclass's fields."""
+    import typing
+
+    from imgclf.training.recipe import Stage
+
+    hints = typing.get_type_hints(Stage)
+    stages = OmegaConf.select(cfg, "recipe.stages", default=None)
+    if stages is None:
+        return
+    for index, stage in enumerate(OmegaConf.to_container(stages, resolve=True)):
+        for key, value in (stage or {}).items() if isinstance(stage, dict) else ():
+            if key in hints and not conforms(value, hints[key]):
+                wanted = " or ".join(type_names(hints[key]))
+                raise UserError(f"recipe.stages.{index}.{key}={value!r}: must be {wanted}")
+
+
+def conforms(value, hint) -> bool:
+    """Whether a config value fits a type hint (int, float, str, bool, X | None, list[X])."""
+    import types
+    import typing
+
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(conforms(value, arm) for arm in typing.get_args(hint))
+    if origin is list:
+        (item,) = typing.get_args(hint) or (object,)
+        return isinstance(value, list) and all(conforms(v, item) for v in value)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, hint)
+
+
+def type_names(hint) -> list[str]:
+    import typing
+
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) is list:
+        return [f"a list of {' or '.join(type_names(args[0]))}"]
+    if args:
+        return [name for arm in args for name in type_names(arm)]
+    names = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+    return [names.get(hint, "null" if hint is type(None) else getattr(hint, "__name__", str(hint)))]
+
+
+def check_input_sizes(cfg: DictConfig) -> None:
+    """An input size whose square image is above data.max_pixels could never be decoded or
+    allocated (100000 px: 30 GB a batch image): one line now instead of a crash later."""
+    limit = OmegaConf.select(cfg, "data.max_pixels", default=None)
+    if not isinstance(limit, int) or isinstance(limit, bool):
+        return
+    keys = ["data.image_size"]
+    stages = OmegaConf.select(cfg, "recipe.stages", default=None) or []
+    keys += [f"recipe.stages.{i}.image_size" for i in range(len(stages))]
+    for key in keys:
+        size = OmegaConf.select(cfg, key, default=None)
+        if isinstance(size, int) and not isinstance(size, bool) and size * size > limit:
+            raise UserError(
+                f"{key}={size}: a {size}x{size} input is above data.max_pixels {limit:,} "
+                "(the largest image the data may hold)"
+            )
+
+
+# Keys that take true or false (a typo such as exist_ok=yes would count as true).
+SWITCHES = ("exist_ok",)
+
+
+def check_switches(cfg: DictConfig) -> None:
+    for key in SWITCHES:
+        value = OmegaConf.select(cfg, key, default=None)
+        if value is not None and not isinstance(value, bool):
+            raise UserError(f"{key}={value!r}: must be true or false")

@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from imgclf.commands.startup import build_data_and_model, start_run
+from imgclf.commands.startup import build_data_and_model, build_trainer, start_run
 from imgclf.commands.train import check_image_sizes, recipe_of
 from imgclf.errors import UserError
 from imgclf.reporting import write_json
@@ -37,8 +36,9 @@ def lr_find_command(cfg: DictConfig) -> Path:
         state = read_checkpoint(find_checkpoint(cfg.ckpt))
         model.load_state_dict(state["state_dict"])
     check_image_sizes(model, datamodule, [stage])
+    build_trainer(cfg.trainer, logger=False)  # a trainer mistake, before any file
     run.begin()  # the stage, data, model and weights are fine: the run's files and loggers
-    trainer: L.Trainer = instantiate(cfg.trainer, logger=run.loggers or False)
+    trainer: L.Trainer = build_trainer(cfg.trainer, logger=run.loggers or False)
     image_size = stage.image_size or datamodule.image_size
     cache_dir = Path(cfg.paths.cache_dir)
     loaders, precomputed = stage_loaders(trainer, model, datamodule, stage, image_size, cache_dir)

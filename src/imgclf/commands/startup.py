@@ -3,13 +3,8 @@ seeding, loggers, building objects from the Hydra config, and closing the logger
 
 from __future__ import annotations
 
-import atexit
-import contextlib
 import errno
-import json
 import os
-import socket
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,9 +14,9 @@ from hydra.utils import instantiate
 from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
+from imgclf.commands.run_lock import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import CollectPredictions
-from imgclf.processes import pid_alive
 from imgclf.reporting.run_log import start_run_log
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
 
@@ -69,14 +64,23 @@ class Run:
         return self.directory
 
 
-def start_run(cfg: DictConfig, loggers: bool = True, begin: bool = True) -> Run:
+def start_run(
+    cfg: DictConfig, loggers: bool = True, begin: bool = True, another_run_ok: bool = True
+) -> Run:
     """Create and lock the run directory, seed every generator, save the config there and
     (with `loggers`) build the configured loggers (`Run.begin`; with `begin` False the
-    caller calls it once its own checks have passed)."""
+    caller calls it once its own checks have passed). Without `another_run_ok`, a directory
+    that holds another run's checkpoints or summary is refused (under the lock: no race)."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if rank_zero_only.rank == 0:
-        lock_run_directory(directory)
+        lock = lock_run_directory(directory)
+        if not another_run_ok:
+            try:
+                refuse_another_run(directory)
+            except UserError:
+                release_run_lock(lock)
+                raise
     run = Run(cfg, directory, with_loggers=loggers)
     L.seed_everything(cfg.seed, workers=True)
     if begin:
@@ -84,68 +88,27 @@ def start_run(cfg: DictConfig, loggers: bool = True, begin: bool = True) -> Run:
     return run
 
 
-LOCK_NAME = "run.lock"
-
-
-def lock_run_directory(directory: Path) -> Path:
-    """Hold `directory/run.lock` (the owner's PID and host) until this process ends: a second
-    command on the same directory stops at once with a one-line error; the lock of a process
-    that no longer runs (killed) is taken over with a warning."""
-    lock = directory / LOCK_NAME
-    for _ in range(3):
-        try:
-            handle = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            take_over_if_stale(lock, directory)
-            continue
-        with os.fdopen(handle, "w") as stream:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, stream)
-        atexit.register(release_run_lock, lock, os.getpid())
-        return lock
-    raise UserError(f"cannot take the lock {lock}: other runs keep starting in {directory}")
-
-
-def take_over_if_stale(lock: Path, directory: Path) -> None:
-    """Remove `lock` if its owner is gone; a one-line error if it still runs."""
-    try:
-        owner = json.loads(lock.read_text())
-        pid, host = int(owner["pid"]), str(owner["host"])
-    except (OSError, ValueError, KeyError, TypeError):
-        pid, host = None, None  # unreadable (a kill while writing it): stale
-    if pid == os.getpid() and host == socket.gethostname():
-        lock.unlink()  # an earlier command of this same process (the Python API, tests)
-        return
-    if pid is not None and process_alive(pid, host):
+def refuse_another_run(directory: Path) -> None:
+    """A one-line error if `directory` holds a run's results (checkpoints, summary.json): a
+    fresh run there would replace them. `exist_ok=true` says that is meant."""
+    found = [p.name for p in (directory / "checkpoints").glob("*.ckpt")]
+    found += ["summary.json"] if (directory / "summary.json").is_file() else []
+    if found:
+        shown = ", ".join(sorted(found)[:3]) + (", ..." if len(found) > 3 else "")
         raise UserError(
-            f"{directory} is in use by another run (pid {pid} on {host}); wait for it to "
-            f"end, or use another directory (remove {lock} only if that run is gone)"
+            f"{directory} already holds a run ({shown}): continue it with resume={directory}, "
+            "train into a new directory (hydra.run.dir=NEW_DIR), or replace it with "
+            "exist_ok=true"
         )
-    print(f"warning: taking over the stale lock {lock} of pid {pid} on {host}", file=sys.stderr)
-    with contextlib.suppress(FileNotFoundError):
-        lock.unlink()
-
-
-def process_alive(pid: int, host: str) -> bool:
-    """Whether `pid` still runs; a process on another host counts as running."""
-    return host != socket.gethostname() or pid_alive(pid)
-
-
-def release_run_lock(lock: Path, pid: int) -> None:
-    if os.getpid() == pid:  # not in a forked child (DataLoader workers)
-        with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
 
 
 def discard_unstarted_run(directory: Path, keep_directory: bool = False) -> bool:
     """After a command failed before its run began: release this process's lock and remove
     the directory if nothing else is in it (Hydra makes the directory before the command
     starts) and it is not one to keep (one that existed before). A directory with anything
-    else in it (a run being resumed, another command's lock) stays. True if removed."""
-    lock = directory / LOCK_NAME
-    with contextlib.suppress(OSError, ValueError, AttributeError):
-        owner = json.loads(lock.read_text())
-        if (owner.get("pid"), owner.get("host")) == (os.getpid(), socket.gethostname()):
-            lock.unlink()
+    else in it (a run being resumed, a folder of the user's, another command's lock) stays.
+    True if the directory was removed."""
+    release_run_lock(Path(directory).absolute() / LOCK_NAME)  # only if this process holds it
     if keep_directory:
         return False
     try:
@@ -160,6 +123,8 @@ def check_writable(path: Path, what: str) -> Path:
     probe = path.parent / f".{path.name}.write-test-{os.getpid()}"
     if path.parent.exists() and not path.parent.is_dir():
         raise UserError(f"cannot write {what} {path}: {path.parent} is not a folder")
+    if path.is_dir():
+        raise UserError(f"cannot write {what} {path}: it is a folder; give a file name")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         probe.write_bytes(b"")
@@ -185,8 +150,9 @@ def instantiate_dict(section: DictConfig | None) -> list:
 
 
 def instantiate_user(section: DictConfig, **kwargs):
-    """`instantiate`, letting our one-line UserError through instead of Hydra's wrapper
-    (InstantiationException with the config path and a hint about HYDRA_FULL_ERROR)."""
+    """`instantiate`, with every error raised while building an object from the config as
+    one line naming its key (`config_error`), instead of Hydra's wrapper (InstantiationException:
+    several lines, a hint about HYDRA_FULL_ERROR, exit status 1); our UserError as it is."""
     from hydra.errors import InstantiationException
 
     try:
@@ -194,14 +160,52 @@ def instantiate_user(section: DictConfig, **kwargs):
     except InstantiationException as err:
         if isinstance(err.__cause__, UserError):
             raise err.__cause__ from None
-        raise
+        raise UserError(config_error(err, section)) from None
+
+
+def config_error(err: Exception, section: DictConfig) -> str:
+    """`key=value: what the object said` for the one setting of `section` the message names,
+    else `key: what it said` for the section (Hydra's `full_key`)."""
+    import re
+
+    from imgclf.training.resume_config import flatten
+
+    cause = err.__cause__ or err
+    said = one_line_of(cause)
+    where = re.search(r"full_key: (\S+)", str(err))
+    key = where.group(1) if where else section._get_full_key(None) or "the config"
+    values = flatten(OmegaConf.to_container(section, resolve=True))
+    named = [
+        (leaf, value)
+        for leaf, value in values.items()
+        if isinstance(value, (int, float, str))
+        and not isinstance(value, bool)
+        and str(value)
+        and re.search(rf"(?<![\w.-]){re.escape(str(value))}(?![\w.-])", said)
+    ]
+    if len(named) == 1 and named[0][0] != "_target_":
+        return f"{key}.{named[0][0]}={named[0][1]}: {said}"
+    return f"{key}: {said}"
+
+
+def one_line_of(err: BaseException) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    return " ".join(lines[:2]) if lines else type(err).__name__
+
+
+def build_trainer(section: DictConfig, **kwargs) -> L.Trainer:
+    """The configured Lightning Trainer; a mistake in its settings is one line."""
+    return instantiate_user(section, **kwargs)
 
 
 def build_data_and_model(cfg: DictConfig):
     """Data module (scanned), model sized for its classes, and the data module told the
     backbone's input config."""
     datamodule = instantiate_user(cfg.data)
-    datamodule.setup("fit")
+    try:
+        datamodule.setup("fit")
+    except (TypeError, ValueError, KeyError) as err:  # a value of the wrong kind in data.*
+        raise UserError(config_error(err, cfg.data)) from None
     # data.balance=loss_weights: the class weights of the training loss come from the data.
     weights = {"class_weights": datamodule.loss_weights} if datamodule.loss_weights else {}
     model = instantiate_user(
@@ -248,7 +252,7 @@ def tta_arguments(cfg: DictConfig, model) -> dict:
 def inference_trainer(cfg: DictConfig, loggers: list) -> L.Trainer:
     """The configured Trainer (devices, precision, DDP) with the prediction collector. No
     progress bar: the passes report on one line of their own (`evaluation/pass_line.py`)."""
-    return instantiate(
+    return build_trainer(
         cfg.trainer,
         callbacks=[CollectPredictions()],
         logger=loggers or False,

@@ -53,6 +53,11 @@ def report_failed_trial(err: BaseException) -> None:
     next trial starts its own."""
     from hydra.core.hydra_config import HydraConfig
 
+    from imgclf.reporting.run_log import start_run_log
+
+    # A trial that failed in its checks (before its run began) still keeps its reason in
+    # its own cli.log: the trial's directory is its own, never another run's.
+    start_run_log()
     job = HydraConfig.get().job
     where = HydraConfig.get().runtime.output_dir
     log.error(

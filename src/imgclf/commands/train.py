@@ -7,11 +7,15 @@ import time
 from pathlib import Path
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.interrupt import StopRequested, raise_if_interrupted
-from imgclf.commands.startup import build_data_and_model, instantiate_dict, start_run
+from imgclf.commands.startup import (
+    build_data_and_model,
+    build_trainer,
+    instantiate_dict,
+    start_run,
+)
 from imgclf.commands.sweep import check_optimized_metric, optimized_value
 from imgclf.errors import UserError
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
@@ -19,7 +23,13 @@ from imgclf.model.backbone import check_image_size
 from imgclf.reporting import log_picture, save_figure, write_json, write_run_summary
 from imgclf.training.progress import RecipeProgress, best_record, best_weights
 from imgclf.training.recipe import Stage, parse_recipe
-from imgclf.training.resume import ResumePoint, check_resume_fits, load_resume_point
+from imgclf.training.resume import (
+    ResumePoint,
+    check_resume_fits,
+    load_resume_point,
+    run_dir_of,
+)
+from imgclf.training.resume_config import check_resume_config
 from imgclf.training.runner import run_recipe
 
 
@@ -52,22 +62,23 @@ def run_training(cfg: DictConfig) -> dict:
     if resume and resume.finished(len(stages)):
         print(f"resume: {resume.checkpoint} ends a finished run: nothing to do", flush=True)
         return saved_summary(Path(cfg.paths.output_dir))
-    if resume and resume.stage_index > len(stages):
-        raise UserError(
-            f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
-            f"but the recipe has {len(stages)} stages"
-        )
+    if resume:
+        check_resume_matches_run(cfg, resume, stages)
+    another_run_ok = bool(resume) or bool(cfg.get("exist_ok"))
     # Every check before the run begins: a command refused here writes no run files.
-    run = start_run(cfg, begin=False)
+    run = start_run(cfg, begin=False, another_run_ok=another_run_ok)
     datamodule, model = build_data_and_model(cfg)
     check_image_sizes(model, datamodule, stages)
     if resume:
         check_resume_fits(resume, model)
-    run.begin()
     callbacks = instantiate_dict(cfg.get("callbacks"))
+    build_trainer(cfg.trainer, logger=False)  # a trainer mistake, before any file
+    run.begin()
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=run.loggers or False)
+    trainer: L.Trainer = build_trainer(
+        cfg.trainer, callbacks=callbacks, logger=run.loggers or False
+    )
     if trainer.is_global_zero:
         first_size = stages[0].image_size or datamodule.image_size
         write_batch_picture(datamodule, first_size, run.directory, run.loggers, cfg.seed)
@@ -95,6 +106,17 @@ def run_training(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         print(closing_block(summary, directory), flush=True)
     return summary
+
+
+def check_resume_matches_run(cfg: DictConfig, resume: ResumePoint, stages: list[Stage]) -> None:
+    """The recipe has the checkpoint's stage and the config is the run's own (but for the
+    keys a resume may change): checked before the run's directory is even locked."""
+    if resume.stage_index > len(stages):
+        raise UserError(
+            f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
+            f"but the recipe has {len(stages)} stages"
+        )
+    check_resume_config(run_dir_of(resume.checkpoint), OmegaConf.to_container(cfg, resolve=True))
 
 
 def saved_summary(run_dir: Path) -> dict:

@@ -92,19 +92,42 @@ def open_image(path: Path, max_pixels: int | None = DEFAULT_MAX_PIXELS):
             )
         needed, budget = decode_bytes(image), (max_pixels or 0) * 3
         if max_pixels is not None and needed > budget:
+            bits = stored_bits_per_sample(image)
+            kind = (
+                f"{image.mode} {bits}-bit" if bits > 8 and image.mode[0] not in "IF" else image.mode
+            )
             raise ImageTooLarge(
-                f"{width}x{height} {image.mode} needs {needed / 1e9:.2f} GB to decode, above "
+                f"{width}x{height} {kind} needs {needed / 1e9:.2f} GB to decode, above "
                 f"the {budget / 1e9:.2f} GB of data.max_pixels {max_pixels:,} RGB pixels"
             )
         yield image
 
 
 def decode_bytes(image: Image.Image) -> int:
-    """Bytes a decode holds: pixels x channels x bytes per sample. High bit depths (16-bit,
-    32-bit integer or float) count 4 bytes a sample, the working copy `to_rgb` makes."""
+    """Bytes a decode holds: pixels x channels x bytes per sample, for every image mode.
+    High bit depths (16-bit, 32-bit integer or float) count 4 bytes a sample, the working
+    copy `to_rgb` makes; samples stored wider than the mode PIL opens them in (a 16-bit RGB
+    PNG opens as 8-bit "RGB") count at the width stored in the file."""
     mode = image.mode
     wide = mode.startswith("I") or mode == "F"
-    return image.size[0] * image.size[1] * len(image.getbands()) * (4 if wide else 1)
+    per_sample = 4 if wide else max(1, stored_bits_per_sample(image) // 8)
+    return image.size[0] * image.size[1] * len(image.getbands()) * per_sample
+
+
+def stored_bits_per_sample(image: Image.Image) -> int:
+    """Bits per sample as the file stores them, from its decoder's raw mode ("RGB;16B":
+    16, "I;16": 16, "RGBA": 8); 8 when the raw mode does not say."""
+    import re
+
+    widths = [8]
+    for tile in getattr(image, "tile", None) or []:
+        args = tile[-1]
+        rawmode = str(args if isinstance(args, str) else (args or ("",))[0])
+        bits = re.fullmatch(r"([A-Za-z]+);(\d+)\w*", rawmode)
+        # Only the image's own channels ("RGB;16B" of RGB), not packed pixels ("BGR;15").
+        if bits and bits.group(1) == image.mode:
+            widths.append(int(bits.group(2)))
+    return max(widths)
 
 
 def special_file_kind(st_mode: int) -> str | None:

@@ -29,6 +29,15 @@ def pixel_stats(values: Sequence[float]) -> torch.Tensor:
     return torch.tensor([255.0 * float(v) for v in values]).view(1, 3, 1, 1)
 
 
+def head_layers(hidden, dropout) -> tuple[list[int], list[float]]:
+    """The head's hidden sizes and dropouts as plain lists; one number stands for every
+    layer (model.head_hidden=256, model.head_dropout=0.3)."""
+    hidden = [hidden] if isinstance(hidden, (int, float)) else hidden
+    hidden = [int(n) for n in hidden]
+    dropout = [dropout] * (len(hidden) + 1) if isinstance(dropout, (int, float)) else dropout
+    return hidden, [float(p) for p in dropout]
+
+
 class ImageClassifier(L.LightningModule):
     """timm body (`num_classes=0`, no pooling) + concat-pool head, trained with AdamW.
 
@@ -44,8 +53,8 @@ class ImageClassifier(L.LightningModule):
         num_classes: int,
         backbone: str = "tf_efficientnet_lite0",
         weights: str = "auto",
-        head_hidden: Sequence[int] = (512,),
-        head_dropout: Sequence[float] = (0.25, 0.5),
+        head_hidden: Sequence[int] | int = (512,),
+        head_dropout: Sequence[float] | float = (0.25, 0.5),
         n_groups: int = 3,
         weight_decay: float = 0.01,
         class_names: Sequence[str] | None = None,
@@ -59,8 +68,7 @@ class ImageClassifier(L.LightningModule):
         super().__init__()
         # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
         # even when Hydra passed ListConfigs.
-        head_hidden = [int(n) for n in head_hidden]
-        head_dropout = [float(p) for p in head_dropout]
+        head_hidden, head_dropout = head_layers(head_hidden, head_dropout)
         class_names = [str(name) for name in class_names] if class_names is not None else None
         label_smoothing = check_label_smoothing(label_smoothing)
         class_weights = check_class_weights(class_weights, num_classes)

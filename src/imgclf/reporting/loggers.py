@@ -35,17 +35,22 @@ def resolve_mode(mode: str = "auto") -> tuple[str, str]:
     if env == "":  # set but empty: unset (wandb itself would fail on it)
         del os.environ["WANDB_MODE"]
     if env:
-        return ("offline" if env == "dryrun" else env), f"WANDB_MODE={env}"
-    if mode not in MODES:
+        mode, why = ("offline" if env == "dryrun" else env), f"WANDB_MODE={env}"
+    elif mode not in MODES:
         raise ValueError(f"logger.wandb.mode must be one of {', '.join(MODES)}, got {mode!r}")
-    if mode != "auto":
-        return mode, f"logger.wandb.mode={mode}"
-    if not has_wandb_credentials():
+    elif mode != "auto":
+        why = f"logger.wandb.mode={mode}"
+    elif not has_wandb_credentials():
         return "offline", "no W&B credentials found"
+    else:
+        mode, why = "online", "W&B credentials found"
+    if mode != "online":
+        return mode, why
+    # Online in every mode only when the server answers: wandb itself would wait minutes.
     host = server_unreachable()
     if host:
-        return "offline", f"W&B credentials found, but {host} cannot be reached"
-    return "online", "W&B credentials found"
+        return "offline", f"{why}, but {host} cannot be reached"
+    return "online", why
 
 
 def server_unreachable(timeout: float = 3.0) -> str | None:
@@ -73,6 +78,8 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
     if resolved != "disabled" and not kwargs.get("id"):
         kwargs.update(id=run_id(save_dir), resume="allow")
     if resolved == "offline":
+        if os.environ.get("WANDB_MODE") == "online":  # wandb reads it too: it would wait
+            os.environ["WANDB_MODE"] = "offline"
         rank_zero_info(
             f"W&B: logging offline ({why}) to {save_dir / 'wandb'}; upload later with "
             f"`wandb sync {save_dir / 'wandb'}/offline-run-*`"
