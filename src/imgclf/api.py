@@ -36,6 +36,7 @@ from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
 from imgclf.data.images import load_rgb, to_rgb
 from imgclf.data.transforms import eval_transform
+from imgclf.errors import UserError
 from imgclf.evaluation.collect import quiet_lightning
 from imgclf.evaluation.export import input_size
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
@@ -127,6 +128,11 @@ def fit_recipe(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     trainer = trainer or make_trainer(run_dir)
     datamodule.setup("fit")
+    if model.task.name != datamodule.task:
+        raise UserError(
+            f"the data is {datamodule.task}-label but the model {model.task.name}-label: "
+            f"ImageClassifier(..., task={datamodule.task!r})"
+        )
     datamodule.set_data_config(model.data_config)
     records = run_recipe(
         trainer,
@@ -199,8 +205,8 @@ class TrainedRun:
         array (uint8 0..255, or float 0..1)."""
         batch = torch.from_numpy(self.pixels(image))[None]
         with torch.no_grad():
-            probs = self.model.eval()(batch).softmax(dim=1)[0].double().numpy()
-        best = int(probs.argmax())
+            probs = self.model.task.activation(self.model.eval()(batch))[0].double().numpy()
+        best = int(self.model.task.decode(probs[None])[0])
         named = {name: float(p) for name, p in zip(self.classes, probs, strict=True)}
         return ImagePrediction(self.classes[best], float(probs[best]), named)
 

@@ -159,7 +159,8 @@ def run_summary(
     """summary.json: the facts of a finished run, for people and scripts."""
     history = RecipeProgress.of(trainer).history
     decode_failures = datamodule.report_decode_failures()
-    best = best_record(history)
+    monitor = model.task.monitor  # valid/acc, or valid/fbeta for multi-label
+    best = best_record(history, monitor)
     checkpoint = trainer.checkpoint_callback
     return {
         "backbone": model.hparams.backbone,
@@ -174,7 +175,7 @@ def run_summary(
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
         # The stage and epoch of the weights in best.ckpt (what evaluate/predict/export take).
-        "best_weights": best_weights(history, stage_records),
+        "best_weights": best_weights(history, stage_records, monitor),
         "stage_warnings": [r["warning"] for r in stage_records if r.get("warning")],
         "valid_logloss": best.get("valid/logloss"),
         "valid_logloss_clipped": best.get("valid/logloss_clipped"),
@@ -182,6 +183,8 @@ def run_summary(
         "train_images": len(datamodule.train_items),
         "valid_images": len(datamodule.valid_items),
         "classes": list(datamodule.classes),
+        "task": model.task.name,
+        **task_summary(model, best),
         "skipped_files": datamodule.num_skipped,
         "skipped": [{"path": str(p), "reason": why} for p, why in datamodule.skipped],
         # Files that passed the scan but failed to decode in a loader, replaced each time.
@@ -191,3 +194,10 @@ def run_summary(
         "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
         "history": history,
     }
+
+
+def task_summary(model, best: dict) -> dict:
+    """Multi-label: the best samples-F-beta and the thresholds best.ckpt decodes with."""
+    if model.task.name != "multi":
+        return {}
+    return {"best_valid_fbeta": best.get("valid/fbeta"), "thresholds": model.thresholds}

@@ -102,13 +102,13 @@ def interpret(
     trainer = trainer or prediction_trainer()
     result = predict_with_tta(trainer, model, datamodule, items, size, tta_n, tta_beta, seed)
     classes = model.class_names
-    confusion = confusion_matrix(labels, result.best.argmax(axis=1), len(classes))
+    confusion = confusion_matrix(labels, model.task.decode(result.best), len(classes))
     return Interpretation(
         probs=result.best,
         labels=labels,
         paths=[path for path, _ in items],
         classes=classes,
-        views=misclassification_views(result.best, labels, k=k, seed=seed),
+        views=misclassification_views(result.best, labels, k=k, seed=seed, task=model.task),
         confusion=confusion,
         plain=result.plain,
         tta=result.tta,

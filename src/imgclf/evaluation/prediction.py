@@ -122,7 +122,7 @@ def predict(
         eps = validation_eps(trainer, model, datamodule, size, tta)
     items = [(path, UNLABELLED) for path in paths]
     result = predict_with_tta(trainer, model, datamodule, items, size, **tta)
-    probs = clip_probs(to_tensor(result.best), eps or 0.0).numpy()
+    probs = clip_probs(to_tensor(result.best), eps or 0.0, model.task).numpy()
     # A file that failed to decode was replaced by another image inside the loader: its
     # row would be that image's answer, so it gets the uninformed 1/C instead.
     probs[failed := datamodule.decode_failed_rows(items)] = 1.0 / probs.shape[1]
@@ -157,5 +157,5 @@ def validation_eps(trainer, model, datamodule, image_size: int, tta: dict) -> fl
         raise UserError("clip=auto needs validation images; give data.root or a number, clip=0.05")
     items = datamodule.valid_items
     valid = predict_with_tta(trainer, model, datamodule, items, image_size, **tta)
-    labels = np.array([y for _, y in items], dtype=np.int64)
-    return best_eps(to_tensor(valid.best), to_tensor(labels).long())
+    labels = model.task.encode_all([y for _, y in items], len(model.class_names))
+    return best_eps(to_tensor(valid.best), to_tensor(labels).long(), task=model.task)
