@@ -164,11 +164,16 @@ def plot_history(records: list[dict]):
 
 @dataclass
 class ImagePrediction:
-    """One image's answer: the most likely class and every class's probability."""
+    """One image's answer: the most likely class and every class's probability.
+
+    Multi-label models: `tags`, the predicted tag set (each tag at or above its validated
+    threshold) with each tag's probability; `label` is the tags space-separated and
+    `probability` the lowest of theirs (0 when no tag is predicted)."""
 
     label: str
     probability: float
     probs: dict[str, float]
+    tags: dict[str, float] | None = None
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda item: -item[1])[:k]
@@ -206,8 +211,12 @@ class TrainedRun:
         batch = torch.from_numpy(self.pixels(image))[None]
         with torch.no_grad():
             probs = self.model.task.activation(self.model.eval()(batch))[0].double().numpy()
-        best = int(self.model.task.decode(probs[None])[0])
         named = {name: float(p) for name, p in zip(self.classes, probs, strict=True)}
+        if self.model.task.name == "multi":
+            chosen = self.model.task.decode(probs[None], self.model.thresholds)[0]
+            tags = {name: named[name] for name, on in zip(self.classes, chosen, strict=True) if on}
+            return ImagePrediction(" ".join(tags), min(tags.values(), default=0.0), named, tags)
+        best = int(self.model.task.decode(probs[None])[0])
         return ImagePrediction(self.classes[best], float(probs[best]), named)
 
     def data(self, **overrides) -> FolderDataModule:

@@ -167,6 +167,12 @@ class FolderDataModule(L.LightningDataModule):
         multi-hot row of the classes."""
         return task_named(self.task).encode(label, len(self.classes))
 
+    def label_text(self, label) -> str:
+        """An item's label as people read it: the class name, or the tags space-separated."""
+        if isinstance(label, tuple):
+            return " ".join(self.classes[i] for i in label)
+        return self.classes[label]
+
     def _scan_train(self, train_dir: Path) -> list[Item]:
         """The class names (from train/'s folders) and the labelled training files."""
         if not train_dir.is_dir():

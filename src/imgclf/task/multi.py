@@ -81,6 +81,10 @@ class MultiLabel:
         rows = [self.encode(label, num_classes) for label in labels]
         return torch.stack(rows).numpy() if rows else np.zeros((0, num_classes), np.float32)
 
+    def uninformed(self, num_classes: int) -> float:
+        """The answer for an image that could not be read: 0.5, yes or no alike."""
+        return 0.5
+
     def clip(self, probs: torch.Tensor, eps: float) -> torch.Tensor:
         """Each tag's probability to [eps, 1 - eps] (they are independent yes/no answers)."""
         if eps <= 0:

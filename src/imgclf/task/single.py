@@ -60,6 +60,10 @@ class SingleLabel:
         """Many items' labels as one array (the precompute cache stores it)."""
         return np.array(labels, dtype=np.int64)
 
+    def uninformed(self, num_classes: int) -> float:
+        """The answer for an image that could not be read: 1/C each."""
+        return 1.0 / num_classes
+
     def clip(self, probs: torch.Tensor, eps: float) -> torch.Tensor:
         """Two classes: clip to [eps, 1 - eps]. More classes: raise every p to at least eps,
         then renormalise so rows still sum to one."""
