@@ -53,7 +53,7 @@ def multi_run(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("multi")
     root = planet_folder(tmp / "planet")
     result = run_cli(
-        "train", "data=csv", f"data.root={root}", "data.label_delim= ", "data.suffix=.png",
+        "train", "data=csv", f"data.root={root}", "data.label_delim=' '", "data.suffix=.png",
         "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "recipe=fine_tune",
         "recipe.stages.0.epochs=2", "recipe.stages.1.epochs=1", "logger=csv",
         f"paths.log_dir={tmp / 'logs'}", f"paths.cache_dir={tmp / 'cache'}", cwd=tmp,
@@ -97,7 +97,9 @@ def test_evaluate_writes_per_tag_scores_and_top_losses_with_tag_sets(multi_run):
     losses = [float(r["loss"]) for r in rows]
     assert losses == sorted(losses, reverse=True)
     assert (out / "views" / "top_losses.png").is_file() and (out / "per_tag.csv").is_file()
-    assert "most often" in result.stdout or "F2" in result.stdout
+    report = result.stdout.splitlines()
+    assert any(line.split()[:1] == ["blue"] for line in report)  # a per-tag line
+    assert any("F2" in line and "exact match" in line for line in report)
 
 
 @pytest.mark.slow
@@ -149,3 +151,25 @@ def test_single_label_options_are_one_line_errors_for_multi_label(tmp_path):
     with pytest.raises(UserError, match=r"model.label_smoothing, model.mixup_alpha: not available"):
         check_task_options("multi", 0.1, 0.2, 0.0, None)
     check_task_options("single", 0.1, 0.2, 0.0, None)  # single-label takes them
+
+
+def test_a_multi_label_model_trains_on_multi_hot_rows_and_checkpoints_its_thresholds():
+    from imgclf.model import ImageClassifier
+
+    torch.manual_seed(0)
+    model = ImageClassifier(num_classes=3, weights="none", task="multi", n_groups=2)
+    images = torch.randint(0, 255, (4, 3, 32, 32), dtype=torch.uint8)
+    targets = torch.tensor([[1, 0, 1], [0, 1, 0], [1, 1, 1], [0, 0, 1]], dtype=torch.float32)
+    logits = model(images)
+    loss = model.task.training_loss(logits, targets)
+    expected = torch.nn.functional.binary_cross_entropy(torch.sigmoid(logits), targets)
+    assert float(loss) == pytest.approx(float(expected), rel=1e-5)
+    model.set_thresholds([0.2, 0.35, 0.5])
+    checkpoint: dict = {}
+    model.on_save_checkpoint(checkpoint)
+    again = ImageClassifier(num_classes=3, weights="none", task="multi", n_groups=2)
+    assert again.thresholds is None
+    again.on_load_checkpoint(checkpoint)
+    assert again.thresholds == [0.2, 0.35, 0.5]
+    with pytest.raises(UserError, match="model.label_smoothing: not available for multi-label"):
+        ImageClassifier(num_classes=3, weights="none", task="multi", label_smoothing=0.1)

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -184,7 +185,7 @@ def run_summary(
         "valid_images": len(datamodule.valid_items),
         "classes": list(datamodule.classes),
         "task": model.task.name,
-        **task_summary(model, best),
+        **task_summary(model, best, checkpoint.best_model_path if checkpoint else None),
         "skipped_files": datamodule.num_skipped,
         "skipped": [{"path": str(p), "reason": why} for p, why in datamodule.skipped],
         # Files that passed the scan but failed to decode in a loader, replaced each time.
@@ -196,8 +197,13 @@ def run_summary(
     }
 
 
-def task_summary(model, best: dict) -> dict:
-    """Multi-label: the best samples-F-beta and the thresholds best.ckpt decodes with."""
+def task_summary(model, best: dict, best_checkpoint: str | None) -> dict:
+    """Multi-label: the best samples-F-beta and the thresholds best.ckpt decodes with
+    (the model's own, the last validation's, when there is no best.ckpt)."""
     if model.task.name != "multi":
         return {}
-    return {"best_valid_fbeta": best.get("valid/fbeta"), "thresholds": model.thresholds}
+    thresholds = model.thresholds
+    if best_checkpoint and Path(best_checkpoint).is_file():
+        saved = torch.load(best_checkpoint, map_location="cpu", weights_only=True)
+        thresholds = (saved.get("imgclf") or {}).get("thresholds", thresholds)
+    return {"best_valid_fbeta": best.get("valid/fbeta"), "thresholds": thresholds}
