@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from imgclf.errors import UserError
 from imgclf.evaluation.clipping import clipped_report, parse_eps
 from imgclf.evaluation.collect import prediction_trainer
 from imgclf.evaluation.pictures import view_grid_figure
@@ -91,6 +92,8 @@ def interpret_tags(
     datamodule.setup("validate")
     datamodule.set_data_config(model.data_config)
     items = datamodule.valid_items
+    if not items:
+        raise UserError("no labelled images to interpret (the validation set is empty)")
     classes = model.class_names
     labels = model.task.encode_all([y for _, y in items], len(classes)).astype(np.int64)
     seed = datamodule.seed if seed is None else seed
