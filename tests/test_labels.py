@@ -230,3 +230,26 @@ def test_bad_patterns_are_one_line_errors(tmp_path):
     error = pytest.raises(UserError, match=r"finds 1 label in .* \(cat\): need at least two")
     with pytest.warns(UserWarning, match="skipped 5 files"), error:
         dm.setup("fit")
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (["data.file_column=file"], "labels.csv has no column 'file' (data.file_column)"),
+        (["data.pattern='^cat\\.'"], "has 0 groups: it needs exactly one"),
+        (["data.task=single", "data.label_delim=' '"], "task=single, but some images have"),
+    ],
+)
+def test_the_cli_says_what_is_wrong_with_the_labels_in_one_line(
+    overrides, message, tmp_path, capsys, monkeypatch
+):
+    from test_cli_errors import assert_one_line_error, run_main
+
+    root = breeds(tmp_path / "breeds")
+    rows = (root / "labels.csv").read_text().replace(",husky\n", ",husky pug\n", 1)
+    (root / "labels.csv").write_text(rows)
+    source = "data=name_re" if any("pattern" in o for o in overrides) else "data=csv"
+    args = ["train", source, f"data.root={root}", "data.suffix=.jpg", *overrides]
+    if source == "data=name_re":
+        args.remove("data.suffix=.jpg")
+    assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), message)
