@@ -54,8 +54,10 @@ def multi_run(tmp_path_factory):
     root = planet_folder(tmp / "planet")
     result = run_cli(
         "train", "data=csv", f"data.root={root}", "data.label_delim=' '", "data.suffix=.png",
-        "data.image_size=32", "data.batch_size=8", "data.num_workers=0", "recipe=fine_tune",
-        "recipe.stages.0.epochs=2", "recipe.stages.1.epochs=1", "logger=csv",
+        "data.image_size=32", "data.batch_size=8", "data.num_workers=0",
+        # lesson1: LR finder, precomputed augmented views, then unfrozen at 64 px
+        "recipe.stages.0.epochs=2", "recipe.stages.1.epochs=1", "recipe.finetune_image_size=64",
+        "logger=csv",
         f"paths.log_dir={tmp / 'logs'}", f"paths.cache_dir={tmp / 'cache'}", cwd=tmp,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
@@ -71,6 +73,9 @@ def test_training_chooses_multi_label_and_keeps_a_validated_threshold(multi_run)
     assert 0.0 <= summary["best_valid_fbeta"] <= 1.0
     assert len(summary["thresholds"]) == 3 and len(set(summary["thresholds"])) == 1
     assert 0.05 <= summary["thresholds"][0] <= 0.95
+    head, finetune = summary["stages"]
+    assert head["lr_find"]["suggestion"] > 0 and not head["precompute"]["reused"]
+    assert finetune["image_size"] == 64 and len(set(finetune["lr"].values())) == 3
     history = summary["history"]
     assert all(
         {"valid/fbeta", "valid/threshold", "valid/ap", "valid/acc"} <= set(h) for h in history
