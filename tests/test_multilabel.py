@@ -178,3 +178,36 @@ def test_a_multi_label_model_trains_on_multi_hot_rows_and_checkpoints_its_thresh
     assert again.thresholds == [0.2, 0.35, 0.5]
     with pytest.raises(UserError, match="model.label_smoothing: not available for multi-label"):
         ImageClassifier(num_classes=3, weights="none", task="multi", label_smoothing=0.1)
+
+
+def multi_overrides(root: Path, workdir: Path, log_dir: str) -> list[str]:
+    """The kill-and-resume run of test_resume on a Planet-style folder."""
+    from helpers.resume_run import overrides
+
+    args = [a for a in overrides(root, workdir, log_dir) if a != "data=folder"]
+    return ["data=csv", "data.label_delim=' '", "data.suffix=.png", *args]
+
+
+@pytest.mark.slow
+def test_a_killed_multi_label_run_resumes_to_the_same_weights_metrics_and_thresholds(tmp_path):
+    from helpers.resume_run import last_line
+    from test_resume import kill_in_second_stage
+
+    from imgclf.training.checkpoints import read_checkpoint
+
+    root = planet_folder(tmp_path / "planet", n=12)
+    whole = last_line(run_cli("train", *multi_overrides(root, tmp_path, "whole"), cwd=tmp_path))
+    args = multi_overrides(root, tmp_path, "killed")
+    run_dir = kill_in_second_stage(args, tmp_path, tmp_path / "killed" / "train")
+    assert not (run_dir / "summary.json").exists()
+    resumed = run_cli("train", *args, f"resume={run_dir}", cwd=tmp_path)
+    assert last_line(resumed) == run_dir
+    expected = read_checkpoint(whole / "checkpoints" / "stage2-finetune.ckpt")
+    got = read_checkpoint(run_dir / "checkpoints" / "stage2-finetune.ckpt")
+    torch.testing.assert_close(got["state_dict"], expected["state_dict"], rtol=1e-6, atol=1e-7)
+    assert got["imgclf"]["thresholds"] == expected["imgclf"]["thresholds"]
+    want = json.loads((whole / "summary.json").read_text())
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["task"] == "multi" and summary["thresholds"] == want["thresholds"]
+    for got_epoch, want_epoch in zip(summary["history"], want["history"], strict=True):
+        assert got_epoch["valid/fbeta"] == pytest.approx(want_epoch["valid/fbeta"], abs=1e-6)
