@@ -1,7 +1,8 @@
 """`make bench-quality`: the template's default command against fastai and a plain loop.
 
-On each real data set of `quality_data.py` (digits, faces, icons) it runs, one after the
-other on the same machine and at the same image size:
+On each real data set of `quality_data.py` (three small: digits, faces, icons; three large,
+5,000 training images each: glyphs, scripts, themes), for each seed, it runs one after the
+other on the same machine and at the set's image size (64 px small, 32 px large):
 
   imgclf  `imgclf train data=folder data.root=<set> data.image_size=<size>`: the default
           recipe, nothing tuned; then the run's best checkpoint on the labelled test split
@@ -12,12 +13,16 @@ other on the same machine and at the same image size:
   plain   a plain PyTorch loop: 1 head epoch + 5 one-cycle AdamW epochs at 2e-3, flips,
           label smoothing 0.1 (`quality_plain.py`)
 
-and writes benchmarks/results-quality.json and results-quality.md: per set the
-train/valid/test sizes, test accuracy and log-loss with and without TTA, and training wall
-time of each system, and whether imgclf met the goal (test accuracy at least the better of
-the other two, in no more training time than fastai).
+and writes benchmarks/results-quality.json and results-quality.md: per set and system the
+mean and spread over the seeds of test accuracy and log-loss with and without TTA and of
+training wall time, imgclf's unfrozen stage against its head, and whether imgclf met the
+goal (mean test accuracy at least the better of the other two, in no more training time
+than fastai). The sets come in two halves: defaults are chosen on `choose` and confirmed,
+unchanged, on `confirm`; the report keeps the halves apart.
 
-    python benchmarks/quality.py                       # everything
+    python benchmarks/quality.py                       # everything: 6 sets x 3 seeds x 3 systems
+    python benchmarks/quality.py --quick               # the inner loop: small sets, 1 seed, imgclf
+    python benchmarks/quality.py --half confirm --seeds 0
     python benchmarks/quality.py --sets icons --only imgclf
     python benchmarks/quality.py --sets faces --label ema --imgclf-args "callbacks.default.ema_decay=0.998"
 
@@ -45,15 +50,27 @@ if str(ROOT) not in sys.path:
 from benchmarks import quality_data  # noqa: E402
 
 SYSTEMS = ("imgclf", "fastai", "plain")
+# Defaults are chosen on the first half and confirmed, unchanged, on the second; each half
+# has small sets and one large set.
+HALVES = {"choose": ("digits", "icons", "glyphs"), "confirm": ("faces", "scripts", "themes")}
+QUICK_SETS = ("digits", "faces")
+SEEDS = (0, 1, 2)
 FASTAI_VENV = HERE / ".venv-fastai"
 WEIGHTS = quality_data.ROOT / "lite0_body.pth"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sets", default=",".join(quality_data.BUILDERS))
+    parser.add_argument("--sets", help="comma-separated sets (default: both halves)")
+    parser.add_argument("--half", choices=[*HALVES, "all"], default="all")
+    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
+    parser.add_argument(
+        "--quick", action="store_true", help=f"{', '.join(QUICK_SETS)}, seed 0, imgclf only"
+    )
     parser.add_argument("--only", default=",".join(SYSTEMS))
-    parser.add_argument("--size", type=int, default=64, help="image size of every system")
+    parser.add_argument(
+        "--size", type=int, help="one image size for every set (default: each set's own)"
+    )
     parser.add_argument("--epochs", type=int, default=5, help="unfrozen epochs of fastai/plain")
     parser.add_argument("--out", type=Path, default=HERE)
     parser.add_argument("--logs", type=Path, default=ROOT / "logs" / "bench-quality")
@@ -133,8 +150,12 @@ def fastai_python() -> Path:
     return python
 
 
-def run_imgclf(data: Path, size: int, logs: Path, extra: list[str], label: str = "") -> dict:
+def run_imgclf(
+    data: Path, size: int, logs: Path, extra: list[str], label: str = "", seed: int | None = None
+) -> dict:
     run_logs = logs / "imgclf" / data.name / label if label else logs / "imgclf" / data.name
+    if seed is not None:
+        run_logs = run_logs / f"seed{seed}"
     command = [
         sys.executable,
         "-m",
@@ -144,6 +165,7 @@ def run_imgclf(data: Path, size: int, logs: Path, extra: list[str], label: str =
         f"data.root={data}",
         f"data.image_size={size}",
         f"paths.log_dir={run_logs}",
+        *([f"seed={seed}"] if seed is not None else []),
         *extra,
     ]
     started = time.perf_counter()
@@ -164,18 +186,51 @@ def run_imgclf(data: Path, size: int, logs: Path, extra: list[str], label: str =
     return result
 
 
-def run_other(system: str, data: Path, size: int, epochs: int, logs: Path) -> dict:
+def run_other(system: str, data: Path, size: int, epochs: int, logs: Path, seed: int = 42) -> dict:
     python = fastai_python() if system == "fastai" else Path(sys.executable)
     script = HERE / f"quality_{system}.py"
     command = [str(python), str(script), "--root", str(data), "--size", str(size)]
-    command += ["--weights", str(save_weights()), "--epochs", str(epochs)]
-    result, seconds = run_json(command, logs / system / data.name / "run.log")
+    command += ["--weights", str(save_weights()), "--epochs", str(epochs), "--seed", str(seed)]
+    result, seconds = run_json(command, logs / system / data.name / f"seed{seed}" / "run.log")
     result["process_seconds"] = round(seconds, 2)
     return result
 
 
+def aggregate(runs: dict) -> dict:
+    """One system's runs on one set (seed -> result) -> the mean over the seeds of each
+    score, with the spread (sample standard deviation) and the per-seed values."""
+    import statistics
+
+    results = [runs[seed] for seed in sorted(runs, key=int)]
+    out: dict = {"seeds": sorted(runs, key=int), "sizes": results[-1].get("sizes")}
+
+    def stats(values: list[float]) -> dict:
+        spread = statistics.stdev(values) if len(values) > 1 else 0.0
+        return {"mean": statistics.fmean(values), "sd": spread, "values": values}
+
+    for split in ("test", "test_tta"):
+        out[split] = {k: statistics.fmean(r[split][k] for r in results) for k in ("acc", "logloss")}
+        out[split + "_acc"] = stats([r[split]["acc"] for r in results])
+    out["train_seconds"] = statistics.fmean(r["train_seconds"] for r in results)
+    gains = [unfrozen_gain(r) for r in results if unfrozen_gain(r) is not None]
+    if gains:
+        out["unfrozen_gain"] = stats(gains)
+    return out
+
+
+def unfrozen_gain(result: dict) -> float | None:
+    """imgclf's last stage's final valid accuracy minus its head stage's best: what
+    unfreezing added (negative: the fine-tuned model ended below the head)."""
+    stages = result.get("stages") or []
+    if len(stages) < 2 or stages[-1].get("valid_acc") is None:
+        return None
+    head = stages[0].get("valid_acc")
+    return None if head is None else stages[-1]["valid_acc"] - head
+
+
 def goal(systems: dict) -> dict | None:
-    """imgclf's test accuracy >= the better of fastai's and plain's, in <= fastai's time."""
+    """imgclf's test accuracy >= the better of fastai's and plain's, in <= fastai's time
+    (means over the seeds where a set was run with several)."""
     if not all(name in systems for name in SYSTEMS):
         return None
     best_other = max(systems["fastai"]["test"]["acc"], systems["plain"]["test"]["acc"])
@@ -210,6 +265,18 @@ def machine() -> dict:
     }
 
 
+def half_of(name: str) -> str:
+    return next((half for half, names in HALVES.items() if name in names), "other")
+
+
+def spread(stat: dict | None) -> str:
+    """mean +- sd (n) of a stats entry, or n/a."""
+    if not stat:
+        return "n/a"
+    n = len(stat["values"])
+    return f"{stat['mean']:.3f} ± {stat['sd']:.3f}" if n > 1 else f"{stat['mean']:.3f}"
+
+
 def markdown(results: dict) -> str:
     m = results["machine"]
     lines = [
@@ -217,54 +284,50 @@ def markdown(results: dict) -> str:
         "",
         f"Measured {results['date']} on {m['cpu']} ({m['cores']} cores, no GPU), torch "
         f"{m['torch']}, load average at the end {', '.join(f'{x:.1f}' for x in m['load_average_at_end'])}. "
-        f"Image size {results['size']} px for every system; fastai `fine_tune({results['epochs']})`; "
-        f"plain loop 1 + {results['epochs']} epochs. Test: the labelled held-out split (20 %), "
-        "never seen in training or model selection. TTA: 4 augmented passes blended 0.75/0.25 "
-        "with the plain pass. Seconds: training only (imgclf: `wall_seconds` of summary.json, "
-        "LR finders and precompute included; fastai: `vision_learner` + `fine_tune`; plain: "
-        "model creation + loop), on a shared machine.",
-        "",
-        "| set | train/valid/test | system | test acc | test acc TTA | test log-loss "
-        "| log-loss TTA | train s | load avg (start, end) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "Image size per set (64 px small sets, 32 px large ones), the same for every system; "
+        f"fastai `fine_tune({results['epochs']})`; plain loop 1 + {results['epochs']} epochs. "
+        "Test: the labelled held-out split, never seen in training or model selection. TTA: 4 "
+        "augmented passes blended 0.75/0.25 with the plain pass. Scores are means over the "
+        "seeds, ± their sample standard deviation. Seconds: training only (imgclf: "
+        "`wall_seconds` of summary.json, LR finders and precompute included; fastai: "
+        "`vision_learner` + `fine_tune`; plain: model creation + loop). Unfrozen gain: imgclf's "
+        "last stage's final valid accuracy minus its head stage's (negative: it ended below "
+        "the head).",
     ]
     if results.get("note"):
-        lines[3:3] = ["", f"Note: {results['note']}"]
-    for name, entry in results["sets"].items():
-        for system, r in entry["systems"].items():
-            sizes = r["sizes"]
-            lines.append(
-                f"| {name} | {sizes['train']}/{sizes['valid']}/{sizes['test']} | {system} "
-                f"| {r['test']['acc']:.3f} | {r['test_tta']['acc']:.3f} "
-                f"| {r['test']['logloss']:.3f} | {r['test_tta']['logloss']:.3f} "
-                f"| {r['train_seconds']:.0f} "
-                f"| {', '.join(f'{x:.1f}' for x in r.get('load_average', []))} |"
-            )
-    lines += [
-        "",
-        "Goal per set: imgclf's test accuracy >= the better of fastai's and the plain "
-        "loop's, in no more training time than fastai.",
-        "",
-    ]
-    for name, entry in results["sets"].items():
-        g = entry.get("goal")
-        if g:
-            lines.append(
-                f"- {name}: accuracy {'met' if g['accuracy_met'] else 'NOT met'} "
-                f"(best other {g['best_other_test_acc']:.3f}), time "
-                f"{'met' if g['time_met'] else 'NOT met'}"
-            )
-        else:
-            lines.append(f"- {name}: not every system measured")
-        ours = entry["systems"].get("imgclf")
-        if ours:
-            stages = "; ".join(
-                f"{s['name']} {s['epochs']} ep, {s['seconds']:.0f} s, valid {s['valid_acc']:.3f}"
-                for s in ours["stages"]
-            )
-            lines.append(f"  - imgclf stages: {stages}; best weights: {ours.get('best')}")
-            for warning in ours.get("warnings") or []:
-                lines.append(f"  - warning: {warning}")
+        lines += ["", f"Note: {results['note']}"]
+    for half in (*HALVES, "other"):
+        names = [n for n in results["sets"] if half_of(n) == half]
+        if not names:
+            continue
+        title = {"choose": "defaults chosen here", "confirm": "defaults confirmed here, unchanged"}
+        lines += [
+            "",
+            f"## Half '{half}': {title.get(half, 'outside the halves')}",
+            "",
+            "| set | train/valid/test | system | seeds | test acc | test acc TTA "
+            "| test log-loss | train s | unfrozen gain |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for name in names:
+            entry = results["sets"][name]
+            for system, r in entry["systems"].items():
+                sizes = r.get("sizes") or entry.get("sizes") or {}
+                lines.append(
+                    f"| {name} | {sizes.get('train')}/{sizes.get('valid')}/{sizes.get('test')} "
+                    f"| {system} | {len(r.get('seeds') or [0])} | {spread(r.get('test_acc'))} "
+                    f"| {spread(r.get('test_tta_acc'))} | {r['test']['logloss']:.3f} "
+                    f"| {r['train_seconds']:.0f} | {spread(r.get('unfrozen_gain'))} |"
+                )
+        lines.append("")
+        for name in names:
+            g = results["sets"][name].get("goal")
+            if g:
+                lines.append(
+                    f"- {name}: accuracy {'met' if g['accuracy_met'] else 'NOT met'} "
+                    f"(best other {g['best_other_test_acc']:.3f}), time "
+                    f"{'met' if g['time_met'] else 'NOT met'}"
+                )
     return (
         "\n".join(
             lines + options_markdown(results.get("options") or {}, results.get("options_machine"))
@@ -315,7 +378,8 @@ def options_markdown(options: dict, m: dict | None = None) -> list[str]:
 def run_option(args, name: str, data: Path, results: dict) -> dict:
     """imgclf on `data` with the option's overrides, recorded under `args.label`."""
     load_before = os.getloadavg()[0]
-    result = run_imgclf(data, args.size, args.logs, args.imgclf_args.split(), args.label)
+    size = args.size or quality_data.IMAGE_SIZE[name]
+    result = run_imgclf(data, size, args.logs, args.imgclf_args.split(), args.label)
     result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     result["overrides"] = args.imgclf_args
     result["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
@@ -324,23 +388,56 @@ def run_option(args, name: str, data: Path, results: dict) -> dict:
     return result
 
 
+def refresh(entry: dict) -> None:
+    """A set's aggregates and goal, anew from its runs (system -> seed -> result)."""
+    entry["systems"] = {system: aggregate(runs) for system, runs in entry["runs"].items()}
+    entry["goal"] = goal(entry["systems"])
+
+
 def merge(paths: list[Path], out: Path) -> dict:
-    """Put the systems of several results files together (later files win), goals anew."""
+    """Put the runs of several results files together (later files win), aggregates anew."""
     json_path = out / "results-quality.json"
     merged = json.loads(json_path.read_text()) if json_path.exists() else {"sets": {}}
     for path in paths:
         other = json.loads(path.read_text())
         for name, entry in other["sets"].items():
-            target = merged["sets"].setdefault(name, {"systems": {}})
+            target = merged["sets"].setdefault(name, {"runs": {}})
             target["sizes"] = entry.get("sizes", target.get("sizes"))
-            target["systems"].update(entry["systems"])
-        for key in ("date", "size", "epochs", "machine"):
+            for system, runs in entry["runs"].items():
+                target["runs"].setdefault(system, {}).update(runs)
+        for key in ("date", "epochs", "machine"):
             merged.setdefault(key, other.get(key))
     for entry in merged["sets"].values():
-        entry["goal"] = goal(entry["systems"])
-    json_path.write_text(json.dumps(merged, indent=2) + "\n")
-    (out / "results-quality.md").write_text(markdown(merged))
+        refresh(entry)
+    write_results(merged, out)
     return merged
+
+
+def write_results(results: dict, out: Path) -> None:
+    (out / "results-quality.json").write_text(json.dumps(results, indent=2) + "\n")
+    (out / "results-quality.md").write_text(markdown(results))
+
+
+def planned_sets(args) -> list[str]:
+    if args.quick:
+        return list(QUICK_SETS)
+    if args.sets:
+        return [s for s in args.sets.split(",") if s]
+    halves = HALVES if args.half == "all" else {args.half: HALVES[args.half]}
+    return [name for names in halves.values() for name in names]
+
+
+def run_one(args, system: str, name: str, data: Path, seed: int) -> dict:
+    size = args.size or quality_data.IMAGE_SIZE[name]
+    load_before = os.getloadavg()[0]
+    if system == "imgclf":
+        result = run_imgclf(data, size, args.logs, args.imgclf_args.split(), seed=seed)
+    else:
+        result = run_other(system, data, size, args.epochs, args.logs, seed=seed)
+    # Other processes on the machine slow every system: say how busy it was.
+    result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
+    result["measured"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -349,57 +446,53 @@ def main(argv: list[str] | None = None) -> None:
         merged = merge(args.merge, args.out)
         if args.note:
             merged["note"] = args.note
-            (args.out / "results-quality.json").write_text(json.dumps(merged, indent=2) + "\n")
-            (args.out / "results-quality.md").write_text(markdown(merged))
+            write_results(merged, args.out)
         print((args.out / "results-quality.md").read_text())
         return
-    sets = [s for s in args.sets.split(",") if s]
-    systems = [s for s in args.only.split(",") if s]
+    sets = planned_sets(args)
+    systems = ["imgclf"] if args.quick else [s for s in args.only.split(",") if s]
+    seeds = [0] if args.quick else [int(s) for s in args.seeds.split(",") if s]
     json_path = args.out / "results-quality.json"
-    results = {
-        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-        "size": args.size,
-        "epochs": args.epochs,
-        "sets": {},
-    }
-    if json_path.exists():  # keep the other sets' results when re-running a subset
+    results = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "sets": {}}
+    results["epochs"] = args.epochs
+    if json_path.exists():  # keep the other runs' results when re-running a subset
         previous = json.loads(json_path.read_text())
-        results["sets"] = previous.get("sets", {})
+        results["sets"] = {k: v for k, v in previous.get("sets", {}).items() if "runs" in v}
         results["options"] = previous.get("options", {})
         if args.label:  # an option run leaves the systems' table, and its date, as they were
-            kept = ("date", "note", "machine", "size", "epochs")
+            kept = ("date", "note", "machine", "epochs")
             results.update({k: previous[k] for k in kept if k in previous})
     save_weights()
-    for name in sets:
+    plan = [(n, system, seed) for n in sets for seed in seeds for system in systems]
+    started = time.perf_counter()
+    for step, (name, system, seed) in enumerate(plan, start=1):
         data = quality_data.build(name)
-        entry = results["sets"].setdefault(name, {"systems": {}})
+        entry = results["sets"].setdefault(name, {"runs": {}})
         entry["sizes"] = quality_data.counts(data)
         if args.label:
-            run_option(args, name, data, results)
-            results["options_machine"] = machine()
-            json_path.write_text(json.dumps(results, indent=2) + "\n")
-            (args.out / "results-quality.md").write_text(markdown(results))
+            if seed == seeds[0] and system == systems[0]:
+                run_option(args, name, data, results)
+                results["options_machine"] = machine()
+                write_results(results, args.out)
             continue
-        for system in systems:
-            print(f"{name}: {system} ...", flush=True)
-            load_before = os.getloadavg()[0]
-            if system == "imgclf":
-                extra = args.imgclf_args.split()
-                result = run_imgclf(data, args.size, args.logs, extra)
-            else:
-                result = run_other(system, data, args.size, args.epochs, args.logs)
-            # Other processes on the machine slow every system: say how busy it was.
-            result["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
-            entry["systems"][system] = result
-            print(
-                f"  test acc {result['test']['acc']:.3f} (TTA {result['test_tta']['acc']:.3f}), "
-                f"{result['train_seconds']:.0f} s",
-                flush=True,
-            )
-            entry["goal"] = goal(entry["systems"])
-            results["machine"] = machine()
-            json_path.write_text(json.dumps(results, indent=2) + "\n")
-            (args.out / "results-quality.md").write_text(markdown(results))
+        minutes = (time.perf_counter() - started) / 60
+        print(
+            f"[{step}/{len(plan)}, {minutes:.0f} min] {name} ({half_of(name)}): {system}, "
+            f"seed {seed} ...",
+            flush=True,
+        )
+        result = run_one(args, system, name, data, seed)
+        entry["runs"].setdefault(system, {})[str(seed)] = result
+        gain = unfrozen_gain(result)
+        print(
+            f"  test acc {result['test']['acc']:.3f} (TTA {result['test_tta']['acc']:.3f}), "
+            f"{result['train_seconds']:.0f} s"
+            + (f", unfrozen stage {gain:+.3f} on its head" if gain is not None else ""),
+            flush=True,
+        )
+        refresh(entry)
+        results["machine"] = machine()
+        write_results(results, args.out)
     print((args.out / "results-quality.md").read_text())
 
 

@@ -59,7 +59,10 @@ def main() -> None:
                 "image_size": metrics["image_size"],
                 "best": summary.get("best_weights"),
                 "stages": [
-                    {k: s.get(k) for k in ("name", "epochs", "seconds", "valid_acc", "lr")}
+                    {
+                        k: s.get(k)
+                        for k in ("name", "epochs", "seconds", "valid_acc", "lr", "recoveries")
+                    }
                     for s in summary["stages"]
                 ],
                 "warnings": summary.get("stage_warnings", []),

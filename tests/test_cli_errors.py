@@ -31,6 +31,13 @@ def run_main(args: list[str], tmp_path, capsys, monkeypatch) -> tuple[int, str]:
     return exit_info.value.code, capsys.readouterr().err
 
 
+def assert_no_run_directory(tmp_path) -> None:
+    """A command refused before its run began leaves no run directory behind."""
+    logs = tmp_path / "logs"
+    runs = [p for p in logs.glob("*/*")] if logs.is_dir() else []
+    assert runs == [], [sorted(q.name for q in run.rglob("*")) for run in runs]
+
+
 def assert_one_line_error(code: int, stderr: str, message: str) -> str:
     assert code == 2, stderr[-2000:]
     assert "Traceback" not in stderr and "HYDRA_FULL_ERROR" not in stderr
@@ -62,6 +69,8 @@ def assert_one_line_error(code: int, stderr: str, message: str) -> str:
         (["data.augment=sideways"], "unknown data.augment 'sideways'"),
         (["recipe=fine_tune", "+recipe.stages.0.lr_mul=10"], "unknown key(s) lr_mul"),
         (["data.max_pixels=-5"], "data.max_pixels must be a positive integer"),
+        # Offline (the hub's port closed, see below): at once, naming the offline choices.
+        (["model=resnet34"], "cannot download pretrained weights for 'resnet34' (offline?)"),
         # An optional group, which Hydra itself would silently leave out.
         (
             ["experiment=dogcats"],
@@ -71,8 +80,12 @@ def assert_one_line_error(code: int, stderr: str, message: str) -> str:
     ],
 )
 def test_config_mistakes(overrides, message, pets, tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # a closed port: the hub is offline
     args = ["train", "data=folder", f"data.root={pets}", "data.num_workers=0", *overrides]
-    assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), message)
+    error = assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), message)
+    if "resnet34" in message:
+        assert "model.weights=none" in error and "tf_efficientnet_lite0" in error
+    assert_no_run_directory(tmp_path)
 
 
 def without_valid(root):
@@ -116,6 +129,7 @@ def test_folder_mistakes(spoil, message, pets, tmp_path, capsys, monkeypatch):
     spoil(root)
     args = ["train", "data=folder", f"data.root={root}", "data.num_workers=0"]
     assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), message)
+    assert_no_run_directory(tmp_path)
 
 
 def test_an_empty_class_folder_is_only_a_warning(pets, tmp_path, capsys, monkeypatch):
@@ -128,3 +142,63 @@ def test_an_empty_class_folder_is_only_a_warning(pets, tmp_path, capsys, monkeyp
     with pytest.warns(UserWarning, match=f"class folder {root / 'train' / 'birds'} holds no"):
         code, stderr = run_main(args, tmp_path, capsys, monkeypatch)
     assert_one_line_error(code, stderr, "data.image_size=8 is too small")
+    assert_no_run_directory(tmp_path)
+
+
+@pytest.mark.parametrize(
+    "command, overrides, message",
+    [
+        ("evaluate", ["ckpt={junk}"], "not a checkpoint"),
+        ("predict", ["ckpt={junk}", "input={pets}/test"], "not a checkpoint"),
+        ("export", ["ckpt={junk}", "format=tflite"], "unknown export format 'tflite'"),
+        ("export", ["ckpt={junk}"], "not a checkpoint"),
+        ("lr-find", ["data=folder", "data.root={pets}/nowhere"], "is not a folder"),
+    ],
+)
+def test_commands_refused_before_they_begin_leave_no_run_directory(
+    command, overrides, message, pets, tmp_path, capsys, monkeypatch
+):
+    junk = tmp_path / "junk.ckpt"
+    junk.write_bytes(b"\x00 not a checkpoint at all")
+    args = [command, *(o.format(junk=junk, pets=pets) for o in overrides)]
+    assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), message)
+    assert_no_run_directory(tmp_path)
+
+
+def test_a_refused_run_keeps_an_existing_directory(pets, tmp_path, capsys, monkeypatch):
+    """Only a directory the refused command made is removed: a named one that holds
+    files of its own stays as it was."""
+    run_dir = tmp_path / "mine"
+    run_dir.mkdir()
+    (run_dir / "notes.txt").write_text("keep me")
+    args = [
+        "train",
+        "data=folder",
+        f"data.root={pets}",
+        "data.image_size=8",
+        f"hydra.run.dir={run_dir}",
+    ]
+    assert_one_line_error(*run_main(args, tmp_path, capsys, monkeypatch), "is too small")
+    assert sorted(p.name for p in run_dir.iterdir()) == ["notes.txt"]
+
+
+def test_the_help_examples_work_offline(monkeypatch, capsys):
+    """Every example of `imgclf --help` and `imgclf train --help` builds its model with the
+    hub unreachable."""
+    from hydra import compose, initialize_config_dir
+
+    from imgclf.cli import USAGE, config_dir, hydra_argv
+    from imgclf.model.backbone import create_body
+
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    hydra_help = (config_dir() / "hydra" / "default.yaml").read_text()
+    examples = [
+        line.strip().split()
+        for line in (USAGE + hydra_help).splitlines()
+        if line.strip().startswith("imgclf train ")
+    ]
+    assert len(examples) >= 2
+    for words in examples:
+        with initialize_config_dir(config_dir=str(config_dir()), version_base="1.3"):
+            cfg = compose("train", overrides=hydra_argv("train", words[2:]))
+        assert create_body(cfg.model.backbone, cfg.model.weights) is not None, words

@@ -74,11 +74,22 @@ def test_extensions_are_case_insensitive_and_others_ignored(tmp_path):
 
 def test_per_class_cap_is_seeded(tmp_path):
     root = make_image_folder(tmp_path, n_train=10, n_valid=6)
-    dm = datamodule(root, per_class=4, seed=3)
+    dm = datamodule(root, per_class=5, seed=3)
+    # With valid/: the sizes a split of 5 images a class would give (valid_pct 0.2).
     assert dm.class_counts("train") == {"cats": 4, "dogs": 4}
-    assert dm.class_counts("valid") == {"cats": 4, "dogs": 4}
-    assert datamodule(root, per_class=4, seed=3).train_items == dm.train_items
-    assert datamodule(root, per_class=4, seed=4).train_items != dm.train_items
+    assert dm.class_counts("valid") == {"cats": 1, "dogs": 1}
+    assert datamodule(root, per_class=5, seed=3).train_items == dm.train_items
+    assert datamodule(root, per_class=5, seed=4).train_items != dm.train_items
+
+
+def test_per_class_samples_the_whole_folder_before_the_split(tmp_path):
+    """Like the course's sample/: 10 images a class in all, 8 to train and 2 to valid,
+    not 10 to train beside a validation split of the whole folder."""
+    root = make_image_folder(tmp_path, n_train=30, n_valid=0)
+    dm = datamodule(root, per_class=10, valid_pct=0.2, seed=0)
+    assert dm.class_counts("train") == {"cats": 8, "dogs": 8}
+    assert dm.class_counts("valid") == {"cats": 2, "dogs": 2}
+    assert not {p for p, _ in dm.train_items} & {p for p, _ in dm.valid_items}
 
 
 def test_unreadable_files_are_skipped_counted_and_reported(tmp_path):

@@ -7,12 +7,13 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import quality, quality_data  # noqa: E402
+from benchmarks import quality, quality_data, quality_large  # noqa: E402
 from imgclf.training.progress import best_weights, stage_of_epoch, stage_regression  # noqa: E402
 
 STAGES = [
@@ -102,40 +103,79 @@ def test_goal_needs_accuracy_and_time():
     assert quality.goal({"imgclf": r(0.9, 1)}) is None
 
 
-def test_merge_puts_systems_of_separate_runs_together(tmp_path):
-    def result(system, acc, seconds):
-        return {
-            "system": system,
-            "train_seconds": seconds,
-            "test": {"acc": acc, "logloss": 0.3},
-            "test_tta": {"acc": acc, "logloss": 0.3},
-            "sizes": {"train": 6, "valid": 2, "test": 2},
-            "load_average": [1.0, 1.0],
-            "stages": [{"name": "head", "epochs": 1, "seconds": 1.0, "valid_acc": 0.5}],
-            "best": {"stage": "head", "epoch": 0},
-        }
+def run_result(system, acc, seconds, stages=None):
+    return {
+        "system": system,
+        "train_seconds": seconds,
+        "test": {"acc": acc, "logloss": 0.3},
+        "test_tta": {"acc": acc, "logloss": 0.3},
+        "sizes": {"train": 6, "valid": 2, "test": 2},
+        "load_average": [1.0, 1.0],
+        "stages": stages or [{"name": "head", "epochs": 1, "seconds": 1.0, "valid_acc": 0.5}],
+        "best": {"stage": "head", "epoch": 0},
+    }
 
+
+def test_merge_puts_runs_of_separate_processes_together_and_averages_the_seeds(tmp_path):
     common = {
         "date": "d",
-        "size": 64,
         "epochs": 5,
         "machine": {"cpu": "c", "cores": 2, "torch": "t", "load_average_at_end": [1.0, 1.0, 1.0]},
     }
     paths = []
-    for system, acc, seconds in (("imgclf", 0.9, 10), ("fastai", 0.8, 20), ("plain", 0.85, 5)):
-        path = tmp_path / system / "results-quality.json"
+    runs = (
+        ("imgclf", 0, 0.9, 10),
+        ("imgclf", 1, 0.8, 12),
+        ("fastai", 0, 0.8, 20),
+        ("plain", 0, 0.85, 5),
+    )
+    for k, (system, seed, acc, seconds) in enumerate(runs):
+        path = tmp_path / str(k) / "results-quality.json"
         path.parent.mkdir()
-        path.write_text(
-            json.dumps(
-                {**common, "sets": {"toy": {"systems": {system: result(system, acc, seconds)}}}}
-            )
-        )
+        entry = {"runs": {system: {str(seed): run_result(system, acc, seconds)}}}
+        path.write_text(json.dumps({**common, "sets": {"digits": entry}}))
         paths.append(path)
     merged = quality.merge(paths, tmp_path)
-    assert sorted(merged["sets"]["toy"]["systems"]) == ["fastai", "imgclf", "plain"]
-    assert merged["sets"]["toy"]["goal"]["met"]
+    ours = merged["sets"]["digits"]["systems"]["imgclf"]
+    assert ours["seeds"] == ["0", "1"]
+    assert ours["test_acc"]["mean"] == pytest.approx(0.85)
+    assert ours["test_acc"]["sd"] == pytest.approx(0.0707107, rel=1e-5)
+    assert ours["train_seconds"] == pytest.approx(11)
+    # Mean 0.85 equals plain's 0.85: met; 11 s against fastai's 20 s: met.
+    assert merged["sets"]["digits"]["goal"]["met"]
     report = (tmp_path / "results-quality.md").read_text()
-    assert "| toy | 6/2/2 | imgclf | 0.900 |" in report and "accuracy met" in report
+    assert "## Half 'choose': defaults chosen here" in report
+    assert "| digits | 6/2/2 | imgclf | 2 | 0.850 ± 0.071 |" in report
+    assert "- digits: accuracy met (best other 0.850), time met" in report
+
+
+def test_the_unfrozen_gain_is_the_last_stage_against_the_head():
+    stages = [{"name": "head", "valid_acc": 0.829}, {"name": "finetune", "valid_acc": 0.8}]
+    assert quality.unfrozen_gain({"stages": stages}) == pytest.approx(-0.029)
+    assert quality.unfrozen_gain({"stages": stages[:1]}) is None
+
+
+def test_the_halves_split_the_six_sets_each_with_small_and_large_ones():
+    assert set(quality.HALVES["choose"]).isdisjoint(quality.HALVES["confirm"])
+    assert {*quality.HALVES["choose"], *quality.HALVES["confirm"]} == set(quality_data.SETS)
+    for names in quality.HALVES.values():
+        assert any(n in quality_data.LARGE for n in names)
+        assert any(n not in quality_data.LARGE for n in names)
+        assert all(n in quality_data.IMAGE_SIZE for n in names)
+
+
+def test_a_large_set_split_keeps_each_group_in_one_part():
+    image = Image.new("RGB", (4, 4))
+    samples = [(f"f{font}-{c}", c, f"f{font}", image) for font in range(300) for c in "abcd"]
+    parts = quality_large.split_groups(samples)
+    groups = {name: {s[2] for s in members} for name, members in parts.items()}
+    assert groups["train"].isdisjoint(groups["valid"]) and groups["valid"].isdisjoint(
+        groups["test"]
+    )
+    assert groups["train"].isdisjoint(groups["test"])
+    # 300 fonts: 45 (15 %) each for valid and test, 4 samples each; the rest trains.
+    assert [len(parts[n]) for n in ("train", "valid", "test")] == [840, 180, 180]
+    assert parts == quality_large.split_groups(samples)  # seeded
 
 
 def test_the_options_table_compares_each_option_with_the_default_row():

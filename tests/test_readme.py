@@ -1,6 +1,7 @@
-"""Every `imgclf ...` command in the README's code blocks is one the real CLI accepts: its
-overrides go through the CLI's own argument handling (`~` and `$HOME` expanded, a run's
-settings filled in) and Hydra composes the command's config from them."""
+"""Every `imgclf ...` command in the code blocks of the README and of every page in docs/ is
+one the real CLI accepts: its overrides go through the CLI's own argument handling (`~` and
+`$HOME` expanded, a run's settings filled in) and Hydra composes the command's config from
+them. Every `make <target>` they show is a target of the Makefile."""
 
 from __future__ import annotations
 
@@ -15,22 +16,35 @@ from hydra import compose, initialize_config_dir
 from imgclf.cli import HYDRA_COMMANDS, config_dir, hydra_argv
 from imgclf.commands.config_check import sweep_checked
 
-README = Path(__file__).resolve().parents[1] / "README.md"
-# Placeholders the README uses for things only a user has.
+ROOT = Path(__file__).resolve().parents[1]
+# Placeholders the documentation uses for things only a user has.
 PLACEHOLDERS = {"<run>": "2026-11-23_01-53-59", "<image, folder or glob>": "photo.jpg"}
 
 
-def readme_commands() -> list[str]:
-    """The command lines of the README's ```bash blocks (continuations joined, comments cut)
-    that run `imgclf` or `make train`."""
-    blocks = re.findall(r"```bash\n(.*?)```", README.read_text(), flags=re.S)
-    found = []
+def doc_files() -> list[Path]:
+    """The README and every page of the documentation site."""
+    return [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+
+
+def docs_text() -> str:
+    return "\n".join(path.read_text() for path in doc_files())
+
+
+def shell_lines() -> list[str]:
+    """The lines of every ```bash block of the documentation (continuations joined, comments
+    cut), each once."""
+    blocks = re.findall(r"^\s*```bash\n(.*?)```", docs_text(), flags=re.S | re.M)
+    lines = []
     for block in blocks:
         for line in block.replace("\\\n", " ").splitlines():
-            line = line.split(" # ")[0].strip()
-            if re.search(r"(^|/| -m )imgclf(\.cli)? |^make train ARGS=", line):
-                found.append(line)
-    return found
+            lines.append(line.split(" # ")[0].strip())
+    return list(dict.fromkeys(line for line in lines if line))
+
+
+def readme_commands() -> list[str]:
+    """The documented command lines that run `imgclf` or `make train`."""
+    pattern = r"(^|/| -m )imgclf(\.cli)? |^make train ARGS="
+    return [line for line in shell_lines() if re.search(pattern, line)]
 
 
 def command_and_overrides(line: str) -> tuple[str, list[str]]:
@@ -46,6 +60,23 @@ def command_and_overrides(line: str) -> tuple[str, list[str]]:
 def test_the_readme_has_commands_for_every_step():
     commands = {command_and_overrides(line)[0] for line in readme_commands()}
     assert {"train", "lr-find", "evaluate", "predict", "export"} <= commands
+
+
+def test_every_page_of_the_docs_is_read():
+    names = {path.name for path in doc_files()}
+    assert {"README.md", "index.md", "your-data.md", "after-training.md"} <= names
+    # Commands from a page that only the docs site has are composed too.
+    assert any("trainer=ddp_cpu" in line for line in readme_commands())
+
+
+def makefile_targets() -> set[str]:
+    return set(re.findall(r"^([a-z][\w-]*):", (ROOT / "Makefile").read_text(), flags=re.M))
+
+
+def test_every_documented_make_target_exists():
+    targets = [line.split()[1] for line in shell_lines() if line.startswith("make ")]
+    assert {"train", "test", "docs", "bench"} <= set(targets)
+    assert set(targets) <= makefile_targets(), set(targets) - makefile_targets()
 
 
 def fake_run(workdir: Path, name: str) -> Path:
@@ -70,7 +101,7 @@ def fake_run(workdir: Path, name: str) -> Path:
 def test_every_readme_command_composes(line, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.chdir(tmp_path)
-    for name in set(re.findall(r"logs/train/([\w-]+)", README.read_text())):
+    for name in set(re.findall(r"logs/train/([\w-]+)", docs_text())):
         fake_run(tmp_path, name)
     command, overrides = command_and_overrides(line)
     if command == "demo":

@@ -1,7 +1,8 @@
-"""The README's commands that are fast on a small folder, run as printed: the "your own
+"""The documented commands that are fast on a small folder, run as printed: the "your own
 folder in five minutes" training command (made small by appended overrides), and then every
 command that takes its run directory (evaluate, predict, export, lr-find, resume), with the
-README's example run names, `~/...` paths and `data/digits/test` pointing at real files."""
+documentation's example run names, `~/...` paths and `data/digits/test` pointing at real
+files (README.md and every page of docs/)."""
 
 from __future__ import annotations
 
@@ -20,13 +21,13 @@ QUICK = ("recipe.stages.1.epochs=1", "data.valid_pct=0.3")
 
 
 def imgclf_words(line: str) -> list[str]:
-    """The words after `imgclf` of a README line."""
+    """The words after `imgclf` of a documented line."""
     words = shlex.split(line)
     return words[next(i for i, word in enumerate(words) if word.endswith("imgclf")) + 1 :]
 
 
 def run_commands() -> list[str]:
-    """The README lines that act on a trained run and need no GPU."""
+    """The documented lines that act on a trained run and need no GPU."""
     return [
         line
         for line in readme_commands()
@@ -36,8 +37,8 @@ def run_commands() -> list[str]:
 
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
-    """A home directory and working directory as the README assumes them: ~/data/pets, a
-    photo at ~/photo.jpg and ~/Downloads/cat.jpg, data/digits/test, and the README's example
+    """A home directory and working directory as the documentation assumes them: ~/data/pets, a
+    photo at ~/photo.jpg and ~/Downloads/cat.jpg, data/digits/test, and the documentation's example
     run names linked to one real run of the walkthrough's command."""
     home = tmp_path_factory.mktemp("home")
     pets = make_image_folder(

@@ -16,6 +16,8 @@ from PIL import Image
 
 TRAIN_ARGS = ("recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=wandb")
 NOISE = ("litlogger", "LeafSpec", "in eval mode", "FLOPs", "not empty", "anonymous", "Skipping")
+# W&B's own end-of-run block (the run keeps the history and summary).
+NOISE += ("Run history", "Run summary")
 
 
 @pytest.fixture(scope="module")
@@ -71,8 +73,9 @@ def test_a_run_writes_history_and_batch_pictures_and_logs_on_one_step_axis(train
 
 
 def extra_images(folder: Path) -> list[Path]:
-    """Files that exercise every preprocessing step: a large JPEG (libjpeg's reduced-scale
-    decoding, a downscale), a wide PNG (an upscale) and a portrait JPEG with EXIF rotation."""
+    """Files that exercise every preprocessing step: a large JPEG (over 2x the input size:
+    libjpeg's reduced-scale decoding, a downscale), a wide PNG (an upscale), a PNG with
+    alpha (composited onto white) and a portrait JPEG with EXIF rotation."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     gradient = np.linspace(0, 255, 300)[None, :, None] * np.ones((220, 1, 3))
@@ -83,7 +86,9 @@ def extra_images(folder: Path) -> list[Path]:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
     Image.fromarray(big[:120, :90]).save(folder / "rotated.jpg", quality=92, exif=exif)
-    return [folder / "big.jpg", folder / "wide.png", folder / "rotated.jpg"]
+    alpha = np.concatenate([big[:80, :100], rng.integers(0, 255, (80, 100, 1))], axis=2)
+    Image.fromarray(alpha.astype(np.uint8), "RGBA").save(folder / "alpha.png")
+    return [folder / name for name in ("big.jpg", "wide.png", "rotated.jpg", "alpha.png")]
 
 
 def read_probabilities(path: Path) -> dict[str, list[float]]:
@@ -92,9 +97,15 @@ def read_probabilities(path: Path) -> dict[str, list[float]]:
     return {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
 
 
-def test_export_is_self_contained_and_model_json_reproduces_predict(trained_run, tmp_path):
+def test_export_is_self_contained_and_model_json_and_the_api_reproduce_predict(
+    trained_run, tmp_path
+):
+    """One preprocessing path: `imgclf predict`, the Python API and the exported model fed
+    by model.json's steps agree to 1e-5 on every kind of file."""
     import onnxruntime
     import torch
+
+    import imgclf
 
     run_dir, root, tmp = trained_run
     paths = [*sorted((root / "test").glob("*.jpg")), *extra_images(tmp_path / "new")]
@@ -105,6 +116,10 @@ def test_export_is_self_contained_and_model_json_reproduces_predict(trained_run,
     assert predicted.returncode == 0, predicted.stderr[-2000:]
     expected = read_probabilities(run_dir_of(predicted) / "submission.csv")
     assert set(expected) == {p.stem for p in paths}
+    want = np.array([expected[p.stem] for p in paths])
+    run = imgclf.load(run_dir)
+    api = np.array([[run.predict(p).probs[c] for c in run.classes] for p in paths])
+    np.testing.assert_allclose(api, want, atol=1e-5)
     for fmt, name in (("onnx", "model.onnx"), ("torchscript", "model.pt")):
         result = run_cli("export", f"ckpt={run_dir}", f"format={fmt}", cwd=tmp)
         assert result.returncode == 0, result.stderr[-2000:]
@@ -121,8 +136,7 @@ def test_export_is_self_contained_and_model_json_reproduces_predict(trained_run,
             got = session.run(None, {"images": batch})[0]
         else:
             got = torch.jit.load(str(out_dir / name))(torch.from_numpy(batch)).detach().numpy()
-        want = np.array([expected[p.stem] for p in paths])
-        np.testing.assert_allclose(got, want, atol=1e-3)
+        np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def test_evaluate_and_predict_need_only_the_run_directory(trained_run, tmp_path):
@@ -133,6 +147,7 @@ def test_evaluate_and_predict_need_only_the_run_directory(trained_run, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
     metrics = json.loads((run_dir_of(result) / "metrics.json").read_text())
     assert metrics["images"] == 8  # the run's own valid/ folder, 4 per class
+    assert not (run_dir_of(result) / "wandb").exists()  # no W&B run unless asked for
 
     result = run_cli(
         "predict", f"ckpt={run_dir / 'checkpoints' / 'last.ckpt'}", f"input={image}", cwd=tmp
@@ -148,10 +163,15 @@ def test_evaluate_and_predict_need_only_the_run_directory(trained_run, tmp_path)
     assert (out_dir / "submission.csv").is_file() and not (tmp / "submission.csv").exists()
     assert not (out_dir / "wandb").exists()  # no W&B run unless asked for
 
-    glob_result = run_cli("predict", f"ckpt={run_dir}", f"input={root}/test/*.jpg", cwd=tmp)
+    glob_result = run_cli(
+        "predict", f"ckpt={run_dir}", f"input={root}/test/*.jpg", "show=2", cwd=tmp
+    )
     assert glob_result.returncode == 0, glob_result.stderr[-2000:]
     record = json.loads((run_dir_of(glob_result) / "predict.json").read_text())
     assert record["images"] == 3
+    # A glob prints its first `show` images, then how many more the submission holds.
+    shown = [line for line in glob_result.stdout.splitlines() if line.startswith(f"{root}/test/")]
+    assert len(shown) == 2 and "... and 1 more in the submission" in glob_result.stdout
 
 
 def test_a_home_relative_path_works_in_any_override(trained_run, monkeypatch):

@@ -29,13 +29,11 @@ import lightning as L
 import numpy as np
 import torch
 import yaml
-from PIL import Image
 
 from imgclf.callbacks.console import EpochSummary
 from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
-from imgclf.data.images import load_rgb, to_rgb
-from imgclf.data.transforms import eval_transform
+from imgclf.data.preprocess import model_transform, preprocess
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import quiet_lightning
 from imgclf.evaluation.export import input_size
@@ -66,7 +64,7 @@ def make_trainer(
     bars, no checkpoint callback, no sanity validation.
 
     Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
-    (prediction collection, clipped log-loss, the NaN-loss stop, RecipeProgress with
+    (prediction collection, clipped log-loss, the divergence guard, RecipeProgress with
     `.history` of every validation; with `run_dir` the misclassification views written to
     `run_dir/interpret/`) and a line per epoch (`EpochSummary`). `quiet` silences Lightning's
     device banner, its warning about few DataLoader workers and other libraries' notices
@@ -200,10 +198,11 @@ class TrainedRun:
         return input_size(self.model)
 
     def pixels(self, image) -> np.ndarray:
-        """The image exactly as `imgclf predict` (TTA off) feeds it: uint8 CHW."""
-        config = self.model.data_config
-        transform = eval_transform(self.image_size, config["interpolation"], config["crop_pct"])
-        return np.asarray(transform(image=rgb_array(image))["image"])
+        """The image exactly as `imgclf predict` (TTA off) feeds it: uint8 CHW, through
+        the one preprocessing path (`imgclf.data.preprocess`), reduced-scale JPEG decode
+        included."""
+        transform = model_transform(self.model.data_config, self.image_size)
+        return np.asarray(preprocess(image, transform))
 
     def predict(self, image) -> ImagePrediction:
         """Class probabilities of one image: a path (str or Path), a PIL image, or an HxWx3
@@ -232,21 +231,6 @@ class TrainedRun:
         """fastai's `show_batch`: `n` augmented training images as the model sees them, with
         labels (a Figure; Jupyter shows it)."""
         return show_batch(datamodule or self.data(num_workers=0), n=n, seed=seed)
-
-
-def rgb_array(image) -> np.ndarray:
-    """A path, PIL image or array as an HxWx3 uint8 array (decoded as the data pipeline
-    does; float arrays are 0..1)."""
-    if isinstance(image, (str, Path)):
-        return load_rgb(Path(image).expanduser())
-    if isinstance(image, Image.Image):
-        return np.asarray(to_rgb(image))
-    array = np.asarray(image)
-    if array.dtype != np.uint8:
-        array = np.clip(np.rint(array.astype(np.float64) * 255.0), 0, 255).astype(np.uint8)
-    if array.ndim == 2:
-        array = np.repeat(array[..., None], 3, axis=2)
-    return np.ascontiguousarray(array[..., :3])
 
 
 def load(run_or_checkpoint: str | Path) -> TrainedRun:

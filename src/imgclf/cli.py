@@ -29,7 +29,7 @@ commands:
            `demo mosaics`: the multi-label digit mosaics (data/mosaics)
 
 example:
-  imgclf train data=folder data.root=~/data/dogscats model.backbone=resnet34 recipe=fine_tune recipe.stages.1.epochs=3
+  imgclf train data=folder data.root=~/data/dogscats data.image_size=128 recipe=fine_tune recipe.stages.1.epochs=3
   imgclf train data=folder data.root=~/data/dogscats
   imgclf predict ckpt=logs/train/<run> input=photo.jpg
 """
@@ -86,6 +86,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
 
     @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name=config_name)
     def app(cfg) -> float | None:
+        from imgclf.commands.startup import discard_unstarted_run
         from imgclf.commands.sweep import in_multirun, report_failed_trial
 
         single_console_log()
@@ -95,6 +96,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         except TrainingInterrupted as stop:  # a signal stops a sweep too
             interrupted_exit(stop, launched_rank)
         except KeyboardInterrupt as stop:  # before training (scan, set-up): nothing to save
+            discard_unstarted_run(Path(cfg.paths.output_dir))
             if is_first_process():
                 print("interrupted", file=sys.stderr, flush=True)
             sys.exit(EXIT_TERMINATED if isinstance(stop, Terminated) else EXIT_INTERRUPTED)
@@ -106,6 +108,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
             message = one_line(err) if isinstance(err, UserError) else no_space_message(err)
             if message is None:
                 raise
+            discard_unstarted_run(Path(cfg.paths.output_dir))
             print(f"error: {message}", file=sys.stderr)
             sys.exit(2)
         if directory is not None and is_first_process():

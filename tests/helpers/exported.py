@@ -19,7 +19,10 @@ def preprocess(path: Path, card: dict) -> np.ndarray:
         scales = [s for s in (8, 4, 2) if min(-(-width // s), -(-height // s)) >= target]
         if scales:
             image.draft("RGB", (width // scales[0], height // scales[0]))
-    image = ImageOps.exif_transpose(image).convert("RGB")
+    image = ImageOps.exif_transpose(image)
+    if image.mode == "RGBA":  # transparency composited onto white
+        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    image = image.convert("RGB")
     width, height = image.size
     short = min(width, height)
     long_side = math.floor(max(width, height) * target / short + 0.5)

@@ -13,12 +13,12 @@ from imgclf.callbacks.console import CompactModelSummary, EpochSummary
 from imgclf.callbacks.early_stop import StageEarlyStopping, check_monitor
 from imgclf.callbacks.ema import EMAWeights
 from imgclf.callbacks.interrupt import SaveOnInterrupt
-from imgclf.callbacks.nonfinite import StopOnNonFiniteLoss
 from imgclf.callbacks.resume_state import ResumeState
 from imgclf.callbacks.step_checkpoint import BestAndLastCheckpoint, StepCheckpoint
 from imgclf.callbacks.threshold import ChooseThreshold
 from imgclf.callbacks.views import MisclassificationViews
 from imgclf.evaluation.collect import CollectPredictions
+from imgclf.training.divergence import DivergenceGuard
 from imgclf.training.progress import RecipeProgress
 
 
@@ -42,6 +42,16 @@ def checkpoint_callbacks(checkpoints: Path, every_n_train_steps: int) -> list[L.
         StepCheckpoint(checkpoints, every_n_train_steps=every_n_train_steps),
         SaveOnInterrupt(checkpoints),
         ResumeState(),
+    ]
+
+
+def console_callbacks() -> list[L.Callback]:
+    """The LR monitor, Rich progress bar, model summary and one line per epoch."""
+    return [
+        LearningRateMonitor(logging_interval="step"),
+        RichProgressBar(),
+        CompactModelSummary(max_depth=1),
+        EpochSummary(),
     ]
 
 
@@ -69,7 +79,8 @@ def default_callbacks(
     """Every callback a recipe run uses, in the order they must run.
 
     Always: CollectPredictions (gathers validation probabilities once for the next two),
-    ClipProbabilities(`clip`) (valid/logloss_clipped), StopOnNonFiniteLoss and
+    ClipProbabilities(`clip`) (valid/logloss_clipped), DivergenceGuard (a stage whose loss
+    explodes goes back to its best weights at lower LRs, before any checkpoint is written) and
     RecipeProgress (stage, LRs and metrics history, for summary.json and resume). With
     `run_dir`: MisclassificationViews writing `run_dir/interpret/` after each validation,
     and (with `checkpoints`) best/last/step/interrupt checkpoints in `run_dir/checkpoints`.
@@ -84,17 +95,12 @@ def default_callbacks(
     if ema_decay is not None:
         callbacks.append(EMAWeights(ema_decay))
     if console:
-        callbacks += [
-            LearningRateMonitor(logging_interval="step"),
-            RichProgressBar(),
-            CompactModelSummary(max_depth=1),
-            EpochSummary(),
-        ]
+        callbacks += console_callbacks()
     callbacks += prediction_callbacks(clip, per_class_thresholds)
     if run_dir is not None:
         interpret_dir = Path(run_dir) / "interpret"
         callbacks.append(MisclassificationViews(interpret_dir, views_k, views_every_n_epochs, seed))
-    callbacks.append(StopOnNonFiniteLoss())
+    callbacks.append(DivergenceGuard())
     if early_stopping_patience is not None:
         callbacks.append(
             StageEarlyStopping(

@@ -22,8 +22,9 @@ from imgclf.training.checkpoints import find_checkpoint
 def evaluate(cfg: DictConfig) -> Path:
     """`interpret` on the checkpoint's model, then metrics.json, predictions.csv, the views,
     the confusion matrix and the console report."""
-    run = start_run(cfg)
+    run = start_run(cfg, begin=False)
     model, datamodule = load_model_and_data(cfg)
+    run.begin()  # the checkpoint and the data are fine: the run's files and loggers
     trainer = inference_trainer(cfg, run.loggers)
     if model.task.name == "multi":
         evaluate_tags(cfg, run.directory, model, datamodule, trainer)

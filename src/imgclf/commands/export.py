@@ -15,7 +15,7 @@ from imgclf.training.checkpoints import find_checkpoint, load_classifier
 
 def export(cfg: DictConfig) -> Path:
     """The checkpoint's model as ONNX or TorchScript, and its model card (model.json)."""
-    run = start_run(cfg, loggers=False)
+    run = start_run(cfg, loggers=False, begin=False)
     run_dir = run.directory
     fmt = str(cfg.format)
     if fmt not in FORMATS:
@@ -24,6 +24,7 @@ def export(cfg: DictConfig) -> Path:
     check_writable(out, "export out=")
     model = load_classifier(find_checkpoint(cfg.get("ckpt")))
     size = input_size_of(cfg, model)
+    run.begin()  # the format, out= and the checkpoint are fine: the run's files
     export_model(model, fmt, out, image_size=size)
     size = input_size(model, size)
     card = out.with_suffix(".json")

@@ -30,13 +30,14 @@ def pick_stage(stages: list[Stage], wanted) -> Stage:
 
 
 def lr_find_command(cfg: DictConfig) -> Path:
-    run = start_run(cfg)
+    run = start_run(cfg, begin=False)
     stage = pick_stage(recipe_of(cfg), cfg.lr_find.get("stage"))
     datamodule, model = build_data_and_model(cfg)
     if cfg.get("ckpt"):  # sweep from a trained run's weights
         state = read_checkpoint(find_checkpoint(cfg.ckpt))
         model.load_state_dict(state["state_dict"])
     check_image_sizes(model, datamodule, [stage])
+    run.begin()  # the stage, data, model and weights are fine: the run's files and loggers
     trainer: L.Trainer = instantiate(cfg.trainer, logger=run.loggers or False)
     image_size = stage.image_size or datamodule.image_size
     cache_dir = Path(cfg.paths.cache_dir)

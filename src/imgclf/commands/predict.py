@@ -22,7 +22,7 @@ from imgclf.training.checkpoints import find_checkpoint
 
 def predict_command(cfg: DictConfig) -> Path:
     """`predict` on the checkpoint's model, the submission files and predict.json."""
-    run = start_run(cfg)
+    run = start_run(cfg, begin=False)
     run_dir = run.directory
     if cfg.get("out"):  # before any prediction is computed
         check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
@@ -30,6 +30,7 @@ def predict_command(cfg: DictConfig) -> Path:
     # The validation set is only needed to choose eps (clip=auto).
     model, datamodule = load_model_and_data(cfg, scan=eps == "auto")
     paths, skipped = input_images(cfg.input, datamodule.verify, datamodule.max_pixels)
+    run.begin()  # the checkpoint and the input are fine: the run's files and loggers
     trainer = inference_trainer(cfg, run.loggers)
     result = predict(model, paths, datamodule, trainer, **tta_arguments(cfg, model))
     record: dict = {"checkpoint": str(find_checkpoint(cfg.ckpt)), "tta": result.tta}
@@ -76,13 +77,14 @@ def print_outcome(result, record: dict, listing: Path) -> None:
 
 
 def top_classes(result, top_k: int, show: int) -> list[str]:
-    """For at most `show` images, one line each: the path and its `top_k` classes with
-    probabilities, most likely first (`photo.jpg: dogs 0.93, cats 0.07`)."""
-    if len(result.paths) > show:
-        return []
+    """For the first `show` images, one line each: the path and its `top_k` classes with
+    probabilities, most likely first (`photo.jpg: dogs 0.93, cats 0.07`); then how many
+    more the submission holds."""
     lines = []
-    for path, probs in zip(result.paths, result.probs, strict=True):
+    for path, probs in list(zip(result.paths, result.probs, strict=True))[: max(0, show)]:
         order = probs.argsort()[::-1][: max(1, top_k)]
         ranked = ", ".join(f"{result.classes[i]} {probs[i]:.4f}" for i in order)
         lines.append(f"{path}: {ranked}")
+    if len(result.paths) > len(lines):
+        lines.append(f"... and {len(result.paths) - len(lines)} more in the submission")
     return lines

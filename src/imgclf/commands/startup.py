@@ -136,6 +136,23 @@ def release_run_lock(lock: Path, pid: int) -> None:
             lock.unlink()
 
 
+def discard_unstarted_run(directory: Path) -> bool:
+    """After a command failed before its run began: release this process's lock and remove
+    the directory if nothing else is in it (Hydra makes the directory before the command
+    starts). A directory with anything else in it (a run being resumed, a folder of the
+    user's, another command's lock) keeps it. True if the directory was removed."""
+    lock = directory / LOCK_NAME
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        owner = json.loads(lock.read_text())
+        if (owner.get("pid"), owner.get("host")) == (os.getpid(), socket.gethostname()):
+            lock.unlink()
+    try:
+        directory.rmdir()  # only succeeds when empty
+    except OSError:
+        return False
+    return True
+
+
 def check_writable(path: Path, what: str) -> Path:
     """A one-line error now, before any work, if `path` cannot be written."""
     probe = path.parent / f".{path.name}.write-test-{os.getpid()}"
@@ -231,10 +248,12 @@ def tta_arguments(cfg: DictConfig, model) -> dict:
 
 
 def inference_trainer(cfg: DictConfig, loggers: list) -> L.Trainer:
-    """The configured Trainer (devices, precision, DDP) with the prediction collector."""
+    """The configured Trainer (devices, precision, DDP) with the prediction collector. No
+    progress bar: the passes report on one line of their own (`evaluation/pass_line.py`)."""
     return instantiate(
         cfg.trainer,
         callbacks=[CollectPredictions()],
         logger=loggers or False,
         enable_model_summary=False,
+        enable_progress_bar=False,
     )

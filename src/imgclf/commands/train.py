@@ -58,12 +58,13 @@ def run_training(cfg: DictConfig) -> dict:
             f"resume: {resume.checkpoint} is from stage {resume.stage_index}, "
             f"but the recipe has {len(stages)} stages"
         )
-    run = start_run(cfg, begin=resume is None)
+    # Every check before the run begins: a command refused here writes no run files.
+    run = start_run(cfg, begin=False)
     datamodule, model = build_data_and_model(cfg)
     check_image_sizes(model, datamodule, stages)
-    if resume:  # checked before the run's files are touched
+    if resume:
         check_resume_fits(resume, model)
-        run.begin()
+    run.begin()
     callbacks = instantiate_dict(cfg.get("callbacks"))
     for logger in run.loggers:
         logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))

@@ -15,7 +15,6 @@ from pathlib import Path
 from imgclf.data.folder import FolderDataModule, skip_message
 from imgclf.data.images import list_images
 from imgclf.data.label_table import LabelRow, delimiter_hint, header_columns, read_label_table
-from imgclf.data.split import split_indices
 from imgclf.errors import UserError
 
 
@@ -75,12 +74,11 @@ class CsvDataModule(FolderDataModule):
             )
         items = labelled_items(kept, on_disk, self.classes)
         if self.valid_column is not None:
-            return (
+            return self.sampled_parts(
                 [item for item, row in zip(items, kept, strict=True) if not row.valid],
                 [item for item, row in zip(items, kept, strict=True) if row.valid],
             )
-        train_idx, valid_idx = split_indices([y for _, y in items], self.valid_pct, self.seed)
-        return [items[i] for i in train_idx], [items[i] for i in valid_idx]
+        return self.sampled_split(items)
 
     def _read_rows(self) -> list[LabelRow]:
         file_column, label_column = self.columns

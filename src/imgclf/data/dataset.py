@@ -8,7 +8,8 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from imgclf.data.images import DEFAULT_MAX_PIXELS, load_rgb
+from imgclf.data.images import DEFAULT_MAX_PIXELS
+from imgclf.data.preprocess import decode
 from imgclf.data.rng_state import set_transform_rng_state, transform_rng_state
 from imgclf.data.transforms import min_decode_side
 from imgclf.errors import UserError
@@ -20,7 +21,8 @@ UNLABELLED = -1
 
 
 class ImageFileDataset(Dataset):
-    """(path, label) items decoded with PIL and transformed with albumentations.
+    """(path, label) items decoded (`preprocess.decode`, the one path from a file to the
+    model's input) and transformed with albumentations.
 
     JPEGs decode at a reduced scale when the transform's smallest useful input side
     allows it (`min_decode_side`): the same pixels reach the crop, for less decoding work.
@@ -67,7 +69,7 @@ class ImageFileDataset(Dataset):
             candidate = index if attempt == 0 else replacement_index(index, attempt, len(self))
             path, label = self.items[candidate]
             try:
-                pixels = load_rgb(path, self.max_pixels, min_side=self.min_side)
+                pixels = decode(path, self.min_side, self.max_pixels)
             except Exception:  # PIL and the OS raise many types for broken files
                 self.failures[candidate] += 1
                 continue

@@ -20,9 +20,10 @@ from imgclf.data.balance import balanced_sampler, check_balance, class_weights, 
 from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
 from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
+from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
-from imgclf.data.split import cap_per_class, class_folders, split_indices
-from imgclf.data.transforms import PRESETS, eval_transform, seed_worker, train_transform
+from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, split_indices
+from imgclf.data.transforms import PRESETS, seed_worker, train_transform
 from imgclf.errors import UserError
 from imgclf.task import choose_task, task_named
 
@@ -131,9 +132,6 @@ class FolderDataModule(L.LightningDataModule):
             self.task_setting, any(isinstance(y, tuple) for _, y in train_items)
         )
         check_task_fits(self.task, self.balance, self.decode, self.per_class)
-        if self.per_class:
-            train_items = cap_per_class(train_items, self.per_class, self.seed)
-            valid_items = cap_per_class(valid_items, self.per_class, self.seed + 1)
         test_items = [(p, UNLABELLED) for p in list_images(test_dir)] if test_dir.is_dir() else []
 
         self.train_items = self._readable(train_items)
@@ -159,8 +157,33 @@ class FolderDataModule(L.LightningDataModule):
     def scan_labelled(self) -> tuple[list[Item], list[Item]]:
         """(train, valid) labelled items and `self.classes`; label sources other than class
         folders (a CSV, file names) override this."""
-        train_items = self._scan_train(self.root / "train")
-        return self._scan_valid(self.root / "valid", train_items)
+        train_dir, valid_dir = self.root / "train", self.root / "valid"
+        train_items = self._scan_train(train_dir)
+        # data.per_class samples the whole folder before the split, like the course's
+        # sample/: per_class=50 and valid_pct 0.2 give 40 train and 10 valid images a class.
+        if self.per_class and not valid_dir.is_dir():
+            train_items = cap_per_class(train_items, self.per_class, self.seed)
+        train_items, valid_items = self._scan_valid(valid_dir, train_items)
+        if self.per_class and valid_dir.is_dir():
+            return self.sampled_parts(train_items, valid_items)
+        return train_items, valid_items
+
+    def sampled_split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """(train, valid) of labelled items by the seeded `valid_pct` split, after the
+        `per_class` sample (when set) of all of them."""
+        if self.per_class:
+            items = cap_per_class(items, self.per_class, self.seed)
+        train_idx, valid_idx = split_indices([y for _, y in items], self.valid_pct, self.seed)
+        return [items[i] for i in train_idx], [items[i] for i in valid_idx]
+
+    def sampled_parts(self, train: list[Item], valid: list[Item]) -> tuple[list[Item], list[Item]]:
+        """A given train/valid division capped to the sizes `sampled_split` would give."""
+        if not self.per_class:
+            return train, valid
+        n_train, n_valid = sample_split_sizes(self.per_class, self.valid_pct)
+        return cap_per_class(train, n_train, self.seed), cap_per_class(
+            valid, n_valid, self.seed + 1
+        )
 
     def encode_label(self, label):
         """An item's label as batches carry it: the class index, or (multi-label) a
@@ -305,8 +328,7 @@ class FolderDataModule(L.LightningDataModule):
         )
 
     def eval_transform(self, image_size: int | None = None):
-        cfg = self.data_config
-        return eval_transform(image_size or self.image_size, cfg["interpolation"], cfg["crop_pct"])
+        return model_transform(self.data_config, image_size or self.image_size)
 
     def loader(
         self,

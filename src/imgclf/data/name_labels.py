@@ -13,7 +13,6 @@ from pathlib import Path
 
 from imgclf.data.folder import FolderDataModule, skip_message
 from imgclf.data.images import is_image_name, list_images
-from imgclf.data.split import split_indices
 from imgclf.errors import UserError
 
 
@@ -96,5 +95,4 @@ class NameDataModule(FolderDataModule):
             )
         index = {name: i for i, name in enumerate(self.classes)}
         items = [(path, index[label]) for path, label in zip(files, labels, strict=True) if label]
-        train_idx, valid_idx = split_indices([y for _, y in items], self.valid_pct, self.seed)
-        return [items[i] for i in train_idx], [items[i] for i in valid_idx]
+        return self.sampled_split(items)

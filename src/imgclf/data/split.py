@@ -73,6 +73,16 @@ def multilabel_split(
     return train, valid
 
 
+def sample_split_sizes(per_class: int, valid_pct: float) -> tuple[int, int]:
+    """(train, valid) images per class of a `per_class` sample, as `stratified_split`
+    divides a class of `per_class` images: with a valid/ folder the sample has the same
+    sizes as without one."""
+    n_valid = round(valid_pct * per_class)
+    if per_class > 1:
+        n_valid = min(max(n_valid, 1), per_class - 1)
+    return per_class - n_valid, n_valid
+
+
 def cap_per_class(items: list[Item], per_class: int, seed: int) -> list[Item]:
     """At most `per_class` items of each class, a seeded random choice, original order kept."""
     rng = random.Random(seed)

@@ -19,7 +19,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from imgclf.data.transforms import PIL_FILTERS, eval_resize_target
+from imgclf.data.preprocess import model_transform
+from imgclf.data.transforms import PIL_FILTERS, min_decode_side
 from imgclf.errors import UserError
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
@@ -104,10 +105,12 @@ def quiet_exporter():
 
 def preprocessing(model, size: int) -> dict:
     """The exact steps from an image file to the exported model's input, as `imgclf
-    predict` (TTA off) does them: `data/images.py::load_rgb`, then
-    `data/transforms.py::eval_transform`. Written so that PIL and numpy reproduce them."""
+    predict` (TTA off) and the Python API do them (`data/preprocess.py::preprocess`:
+    `load_rgb` at the transform's smallest side, then the evaluation transform). Written so
+    that PIL and numpy reproduce them."""
     config = model.data_config
-    target = eval_resize_target(size, config["crop_pct"])
+    # The resize's short side is also the smallest side the decode may reduce a JPEG to.
+    target = min_decode_side(model_transform(config, size))
     return {
         "decode": "8-bit RGB; EXIF orientation applied; transparency composited onto white; "
         "grayscale, palette and CMYK converted to RGB; 16-bit images scaled by 255/65535",

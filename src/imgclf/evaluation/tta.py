@@ -19,6 +19,7 @@ import numpy as np
 from imgclf.data import FolderDataModule, Item
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import find_collector
+from imgclf.evaluation.pass_line import PassLine
 
 
 def tta_blend(plain: np.ndarray, augmented_mean: np.ndarray, beta: float) -> np.ndarray:
@@ -64,15 +65,19 @@ def predict_with_tta(
     data module's size), blended as fastai does."""
     if n < 0 or not 0.0 <= beta <= 1.0:
         raise UserError(f"tta.n must be >= 0 and tta.beta in [0, 1]; got n={n}, beta={beta}")
+    line = PassLine(n + 1, len(items), enabled=trainer.is_global_zero)
+    line.step()
     plain_loader = datamodule.loader(items, datamodule.eval_transform(image_size))
     plain = predict_items(trainer, model, plain_loader, len(items))
-    if n == 0:
-        return TTAResult(plain, None, 0, beta)
     total = np.zeros_like(plain, dtype=np.float64)
     for i in range(n):
+        line.step()
         pass_seed = seed + 1000 * (i + 1)
         transform = datamodule.train_transform(pass_seed, image_size, auto_augment=False)
         loader = datamodule.loader(items, transform, seed=pass_seed, item_seed=pass_seed)
         total += predict_items(trainer, model, loader, len(items))
+    line.done()
+    if n == 0:
+        return TTAResult(plain, None, 0, beta)
     blended = tta_blend(plain, total / n, beta).astype(np.float32)
     return TTAResult(plain, blended, n, beta)

@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import re
 import warnings
@@ -21,6 +22,7 @@ from timm.data import resolve_data_config
 from torch import nn
 
 from imgclf.errors import UserError, unreadable_file_message
+from imgclf.model.hub import hub_offline, hub_reachable
 
 BUNDLED_BACKBONE = "tf_efficientnet_lite0"
 # Blocks per stage of EfficientNet-Lite0: the flat `_blocks.i` list splits into these stages.
@@ -152,8 +154,11 @@ def check_backbone_name(backbone: str) -> None:
 
 
 def _hub_body(backbone: str) -> nn.Module:
+    # Offline: only the local hub cache, so a missing file fails now, not after retries.
+    offline = contextlib.nullcontext() if hub_reachable() else hub_offline()
     try:
-        return timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
+        with offline:
+            return timm.create_model(backbone, pretrained=True, num_classes=0, global_pool="")
     except Exception as err:  # network errors arrive as many types (OSError, HF hub errors...)
         if isinstance(err, RuntimeError) and "No pretrained weights" in str(err):
             raise UserError(f"timm has no pretrained weights for {backbone!r}") from None

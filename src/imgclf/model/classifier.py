@@ -125,7 +125,7 @@ class ImageClassifier(L.LightningModule):
         # A precompute stage never runs the body: hold it entirely, statistics included.
         train_bn = plan.train_bn and not plan.on_features
         self._held_in_eval = apply_freeze(self, self.groups, plan.freeze_to, train_bn)
-        if plan.norm_stats == "frozen" and not plan.on_features:
+        if plan.norm_stats in ("frozen", "adapt") and not plan.on_features:
             self._held_in_eval = norm_layers(self.body)
         if plan.image_size is not None:
             self.image_size = int(plan.image_size)

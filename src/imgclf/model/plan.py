@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from imgclf.model.schedules import Schedule
 
-NORM_STATS = ("train", "frozen")
+NORM_STATS = ("train", "frozen", "adapt")
 
 
 @dataclass(frozen=True)
@@ -25,7 +25,8 @@ class StagePlan:
     # Keep norm layers of frozen groups trainable (fastai v2's default).
     train_bn: bool = True
     # "frozen": every norm layer of the body normalises with its running statistics, which
-    # stay as they are (its weights still train); "train": batch statistics.
+    # stay as they are (its weights still train); "train": batch statistics; "adapt": as
+    # frozen, after the stage runner re-estimated them on the stage's training images.
     norm_stats: str = "train"
     # Batches hold pooled body features (a precompute stage), not images.
     on_features: bool = False

@@ -79,6 +79,12 @@ def wandb_logger(mode: str = "auto", log_model: bool | str = False, **kwargs) ->
         )
     else:
         rank_zero_info(f"W&B: mode {resolved} ({why})")
+    if "settings" not in kwargs:
+        import wandb
+
+        # quiet: no W&B history and summary block after our closing lines (the run keeps
+        # them all); the run's link is still printed when online.
+        kwargs["settings"] = wandb.Settings(quiet=True)
     logger = SafeWandbLogger(offline=False, log_model=log_model, mode=resolved, **kwargs)
     # Lightning passes anonymous=None, which W&B warns about ("has no effect").
     init = getattr(logger, "_wandb_init", {})

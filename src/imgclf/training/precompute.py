@@ -100,7 +100,7 @@ def weights_fingerprint(weights: str) -> str:
     return str(weights)
 
 
-def cache_key(model, datamodule, views: int, image_size: int) -> str:
+def cache_key(model, datamodule, views: int, image_size: int, norms: str | None = None) -> str:
     parts = {
         "backbone": model.hparams.backbone,
         "weights": weights_fingerprint(model.hparams.weights),
@@ -113,6 +113,10 @@ def cache_key(model, datamodule, views: int, image_size: int) -> str:
         "train": file_fingerprint(datamodule.train_items),
         "valid": file_fingerprint(datamodule.valid_items),
     }
+    # Norm statistics adapted to the data change the features (the key leaves the pretrained
+    # ones out, so caches made before adaptation existed keep their keys).
+    if norms:
+        parts["norm_stats"] = norms
     # TrivialAugment/RandAugment change the augmented views (the key leaves it out when off,
     # so caches made before the option existed keep their keys).
     auto_augment = getattr(datamodule, "auto_augment", "none")
@@ -131,16 +135,23 @@ def write_features(model, loader: DataLoader, out: np.ndarray, view: int, device
 
 
 def precompute_features(
-    model, datamodule, views: int, cache_dir: str | Path, image_size: int, device=None
+    model,
+    datamodule,
+    views: int,
+    cache_dir: str | Path,
+    image_size: int,
+    device=None,
+    norm_key: str | None = None,
 ) -> PrecomputedFeatures:
     """Cached pooled body features for the train and valid sets at `image_size`, computed
     if missing.
 
     `views` = 0 caches the plain (eval-transformed) training images; K > 0 caches K
     augmented views of each, drawn with the data module's train augmentation (seeded).
+    `norm_key`: a fingerprint of norm statistics adapted to the data (`norm_fingerprint`).
     """
     device = device or next(model.parameters()).device
-    directory = Path(cache_dir) / cache_key(model, datamodule, views, image_size)
+    directory = Path(cache_dir) / cache_key(model, datamodule, views, image_size, norm_key)
     reused = (directory / "complete").exists()
     if not reused:
         build_cache(model, datamodule, views, image_size, directory, device)

@@ -30,8 +30,9 @@ class Stage:
     freeze_to: int = 0
     # Keep norm layers of frozen groups trainable (fastai v2's default).
     train_bn: bool = True
-    # The body's norm statistics: "train" (batch statistics, running averages updated) or
-    # "frozen" (the running averages the head was trained with, as in eval mode).
+    # The body's norm statistics: "train" (batch statistics, running averages updated),
+    # "frozen" (the running averages as they are, as in eval mode) or "adapt" (re-estimated
+    # on the stage's training images before it starts, then frozen; see norm_adapt.py).
     norm_stats: str = "train"
     # A number (every group), a list (one per group), or "auto" (run the LR finder).
     lr: float | str | list[float] = 1e-3

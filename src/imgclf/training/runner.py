@@ -20,7 +20,13 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
+from imgclf.training.divergence import DivergenceGuard
 from imgclf.training.lr_finder import agree_across_ranks, lr_find_figure, range_test
+from imgclf.training.norm_adapt import (
+    adapt_norm_statistics,
+    adaptation_loader,
+    norm_fingerprint,
+)
 from imgclf.training.precompute import feature_loaders, precompute_features
 from imgclf.training.progress import RecipeProgress, stage_regression
 from imgclf.training.recipe import Stage
@@ -46,6 +52,7 @@ def stage_loaders(
         cache_dir,
         image_size,
         device=trainer.strategy.root_device,
+        norm_key=norm_fingerprint(model) if stage.norm_stats == "adapt" else None,
     )
     train, valid = feature_loaders(
         features,
@@ -155,6 +162,9 @@ def run_stage(
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
     else:  # a resumed fit with nothing left to do ran no validation: the last one recorded
         metrics = RecipeProgress.of(trainer).last_metrics
+    guard = DivergenceGuard.find(trainer)
+    if guard is not None and guard.stage_recoveries:
+        record["recoveries"] = list(guard.stage_recoveries)
     record.update(
         lr=dict(zip(model.group_names, lrs, strict=True)),
         valid_acc=metrics.get("valid/acc"),
@@ -171,7 +181,11 @@ def note_early_stop(trainer: L.Trainer, record: dict, epochs_run: int) -> None:
     if not 0 < epochs_run < planned:
         return
     stopper = trainer.early_stopping_callback
-    reason = getattr(stopper, "stopping_reason_message", None) or "stopped early"
+    guard = DivergenceGuard.find(trainer)
+    if guard is not None and guard.stopped_stage:
+        reason = f"it diverged again after {guard.rules.max_recoveries} recoveries"
+    else:
+        reason = getattr(stopper, "stopping_reason_message", None) or "stopped early"
     record.update(epochs=epochs_run, planned_epochs=planned, stopped_early=reason)
     if trainer.is_global_zero:
         print(
@@ -230,6 +244,10 @@ def begin_stage(
     record: dict = {"name": stage.name, "epochs": stage.num_epochs, "image_size": image_size}
     if resume and len(resume.records) >= index:
         record = {**resume.records[index - 1], "resumed_from": str(resume.checkpoint)}
+    elif stage.norm_stats == "adapt":  # a resumed stage has them in its checkpoint
+        record["norm_stats_adapted_on"] = adapt_norm_statistics(
+            model, adaptation_loader(datamodule, image_size), trainer.strategy.root_device
+        )
     loaders, precomputed = stage_loaders(
         trainer, model, datamodule, stage, image_size, cache_dir, seed_offset=index
     )
@@ -269,6 +287,9 @@ def run_recipe(
             trainer, model, datamodule, stage, index, run_dir, cache_dir, lr_find_settings, resumed
         )
         progress.start_stage(index, lrs, record, records)
+        guard = DivergenceGuard.find(trainer)
+        if guard is not None and not resumed:
+            guard.begin_stage()
         if trainer.is_global_zero:
             print(stage_banner(index, len(stages), stage, model.group_names, lrs, image_size))
         # Epochs count on across stages: this stage ends after the epochs the stages before
