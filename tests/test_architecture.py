@@ -17,6 +17,7 @@ LAYERS = {
     "imgclf.errors": 0,
     "imgclf.processes": 0,
     "imgclf.reporting": 0,
+    "imgclf.task": 0,
     "imgclf.data": 1,
     "imgclf.model": 1,
     "imgclf.training": 2,

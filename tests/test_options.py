@@ -22,8 +22,8 @@ from imgclf.data.auto_augment import AutoAugment
 from imgclf.data.balance import balanced_sampler, class_weights, imbalance_message
 from imgclf.data.transforms import eval_transform, train_transform
 from imgclf.errors import UserError
-from imgclf.model.loss import training_loss
 from imgclf.model.mixing import batch_mixer
+from imgclf.task import SingleLabel
 
 
 # -- label smoothing -----------------------------------------------------------------------
@@ -31,10 +31,12 @@ def test_label_smoothing_gives_the_smoothed_cross_entropy():
     logits = torch.tensor([[2.0, 0.0]])
     labels = torch.tensor([0])
     plain = math.log(1 + math.exp(-2.0))  # 0.1269
-    assert float(training_loss(logits, labels)) == pytest.approx(plain, abs=1e-6)
+    assert float(SingleLabel().training_loss(logits, labels)) == pytest.approx(plain, abs=1e-6)
     # Targets 0.95 / 0.05: 0.95 * 0.1269 + 0.05 * 2.1269 = 0.2269
     smoothed = 0.95 * plain + 0.05 * (plain + 2.0)
-    assert float(training_loss(logits, labels, 0.1)) == pytest.approx(smoothed, abs=1e-6)
+    assert float(SingleLabel().training_loss(logits, labels, 0.1)) == pytest.approx(
+        smoothed, abs=1e-6
+    )
     assert smoothed == pytest.approx(0.2269, abs=1e-4)
 
 
@@ -44,7 +46,9 @@ def test_class_weights_weigh_the_loss_of_each_class():
     loss_a, loss_b = math.log(1 + math.exp(-2.0)), math.log(1 + math.exp(2.0))
     weights = torch.tensor([1.0, 3.0])
     expected = (1 * loss_a + 3 * loss_b) / 4  # torch's weighted mean
-    assert float(training_loss(logits, labels, 0.0, weights)) == pytest.approx(expected, 1e-6)
+    assert float(SingleLabel().training_loss(logits, labels, 0.0, weights)) == pytest.approx(
+        expected, 1e-6
+    )
 
 
 # -- MixUp / CutMix ------------------------------------------------------------------------

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.exported import preprocess
 from helpers.folders import make_image_folder
-from PIL import Image, ImageOps
+from PIL import Image
 
 TRAIN_ARGS = ("recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=wandb")
 NOISE = ("litlogger", "LeafSpec", "in eval mode", "FLOPs", "not empty", "anonymous", "Skipping")
@@ -89,31 +89,6 @@ def extra_images(folder: Path) -> list[Path]:
     alpha = np.concatenate([big[:80, :100], rng.integers(0, 255, (80, 100, 1))], axis=2)
     Image.fromarray(alpha.astype(np.uint8), "RGBA").save(folder / "alpha.png")
     return [folder / name for name in ("big.jpg", "wide.png", "rotated.jpg", "alpha.png")]
-
-
-def preprocess(path: Path, card: dict) -> np.ndarray:
-    """model.json's preprocessing, written from its description: PIL and numpy only."""
-    steps, size = card["preprocessing"], card["input"]["height"]
-    target = steps["resize"]["short_side"]
-    image = Image.open(path)
-    if image.format == "JPEG":
-        width, height = image.size
-        scales = [s for s in (8, 4, 2) if min(-(-width // s), -(-height // s)) >= target]
-        if scales:
-            image.draft("RGB", (width // scales[0], height // scales[0]))
-    image = ImageOps.exif_transpose(image)
-    if image.mode == "RGBA":  # transparency composited onto white
-        image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
-    image = image.convert("RGB")
-    width, height = image.size
-    short = min(width, height)
-    long_side = math.floor(max(width, height) * target / short + 0.5)
-    new = (target, long_side) if width <= height else (long_side, target)
-    resample = getattr(Image.Resampling, steps["resize"]["interpolation"].upper())
-    pixels = np.asarray(image.resize(new, resample=resample))
-    top, left = (pixels.shape[0] - size) // 2, (pixels.shape[1] - size) // 2
-    crop = pixels[top : top + size, left : left + size].astype(np.float32) / 255.0
-    return crop.transpose(2, 0, 1)
 
 
 def read_probabilities(path: Path) -> dict[str, list[float]]:

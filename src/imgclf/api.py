@@ -35,6 +35,7 @@ from imgclf.callbacks.console import EpochSummary
 from imgclf.callbacks.defaults import default_callbacks
 from imgclf.data import FolderDataModule
 from imgclf.data.preprocess import model_transform, preprocess
+from imgclf.errors import UserError
 from imgclf.evaluation.collect import quiet_lightning
 from imgclf.evaluation.export import input_size
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
@@ -126,6 +127,11 @@ def fit_recipe(
     run_dir = Path(run_dir) if run_dir is not None else default_run_dir()
     trainer = trainer or make_trainer(run_dir)
     datamodule.setup("fit")
+    if model.task.name != datamodule.task:
+        raise UserError(
+            f"the data is {datamodule.task}-label but the model {model.task.name}-label: "
+            f"ImageClassifier(..., task={datamodule.task!r})"
+        )
     datamodule.set_data_config(model.data_config)
     records = run_recipe(
         trainer,
@@ -157,11 +163,16 @@ def plot_history(records: list[dict]):
 
 @dataclass
 class ImagePrediction:
-    """One image's answer: the most likely class and every class's probability."""
+    """One image's answer: the most likely class and every class's probability.
+
+    Multi-label models: `tags`, the predicted tag set (each tag at or above its validated
+    threshold) with each tag's probability; `label` is the tags space-separated and
+    `probability` the lowest of theirs (0 when no tag is predicted)."""
 
     label: str
     probability: float
     probs: dict[str, float]
+    tags: dict[str, float] | None = None
 
     def top(self, k: int = 3) -> list[tuple[str, float]]:
         return sorted(self.probs.items(), key=lambda item: -item[1])[:k]
@@ -199,9 +210,13 @@ class TrainedRun:
         array (uint8 0..255, or float 0..1)."""
         batch = torch.from_numpy(self.pixels(image))[None]
         with torch.no_grad():
-            probs = self.model.eval()(batch).softmax(dim=1)[0].double().numpy()
-        best = int(probs.argmax())
+            probs = self.model.task.activation(self.model.eval()(batch))[0].double().numpy()
         named = {name: float(p) for name, p in zip(self.classes, probs, strict=True)}
+        if self.model.task.name == "multi":
+            chosen = self.model.task.decode(probs[None], self.model.thresholds)[0]
+            tags = {name: named[name] for name, on in zip(self.classes, chosen, strict=True) if on}
+            return ImagePrediction(" ".join(tags), min(tags.values(), default=0.0), named, tags)
+        best = int(self.model.task.decode(probs[None])[0])
         return ImagePrediction(self.classes[best], float(probs[best]), named)
 
     def data(self, **overrides) -> FolderDataModule:

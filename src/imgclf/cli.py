@@ -26,7 +26,8 @@ commands:
   evaluate metrics, TTA, clipping, misclassification views on the validation set (ckpt=RUN)
   predict  class probabilities and a Kaggle-style CSV (ckpt=RUN input=DIR|FILE|GLOB)
   export   ONNX or TorchScript model with normalisation and softmax (ckpt=RUN format=onnx)
-  demo     build the embedded handwritten-digits demo folder (default: data/digits)
+  demo     build the embedded handwritten-digits demo folder (default: data/digits);
+           `demo mosaics`: the multi-label digit mosaics (data/mosaics)
 
 example:
   imgclf train data=folder data.root=~/data/dogscats data.image_size=128 recipe=fine_tune recipe.stages.1.epochs=3
@@ -230,9 +231,14 @@ def hydra_argv(command: str, argv: list[str]) -> list[str]:
 
 
 def demo_command(argv: list[str]) -> None:
+    """`imgclf demo [root]`: the digits; `imgclf demo mosaics [root]`: the multi-label one."""
     from imgclf.data.demo import build_digits_demo
+    from imgclf.data.mosaic_demo import build_mosaic_demo
 
-    root = build_digits_demo(argv[0] if argv else "data/digits")
+    if argv and argv[0] == "mosaics":
+        root = build_mosaic_demo(argv[1] if len(argv) > 1 else "data/mosaics")
+    else:
+        root = build_digits_demo(argv[0] if argv else "data/digits")
     print(root)
 
 

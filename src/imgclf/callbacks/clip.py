@@ -31,10 +31,12 @@ class ClipProbabilities(Callback):
         if self.eps is None or trainer.sanity_checking:
             return
         predictions = find_collector(trainer).result(trainer)
-        labelled = predictions.labels >= 0
+        task = pl_module.task
+        labelled = task.labelled(predictions.labels)
         if not labelled.any():
             return
-        report = clipped_report(predictions.probs[labelled], predictions.labels[labelled], self.eps)
+        probs, labels = predictions.probs[labelled], predictions.labels[labelled]
+        report = clipped_report(probs, labels, self.eps, task)
         if split == "valid":
             self.chosen_eps = report["clip_eps"]
         pl_module.log(f"{split}/logloss_clipped", report["logloss_clipped"])
@@ -48,7 +50,7 @@ class ClipProbabilities(Callback):
 
     def on_predict_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
         if self.chosen_eps and isinstance(outputs, torch.Tensor):
-            outputs.copy_(clip_probs(outputs, self.chosen_eps))
+            outputs.copy_(clip_probs(outputs, self.chosen_eps, pl_module.task))
 
     def state_dict(self) -> dict:
         return {"chosen_eps": self.chosen_eps}

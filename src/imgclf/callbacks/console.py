@@ -15,6 +15,7 @@ EPOCH_METRICS = (
     ("valid/logloss", "valid loss"),
     ("valid/logloss_clipped", "clipped"),
     ("valid/acc", "valid acc"),
+    ("valid/fbeta", "valid F2"),
 )
 
 

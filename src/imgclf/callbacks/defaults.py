@@ -15,6 +15,7 @@ from imgclf.callbacks.ema import EMAWeights
 from imgclf.callbacks.interrupt import SaveOnInterrupt
 from imgclf.callbacks.resume_state import ResumeState
 from imgclf.callbacks.step_checkpoint import BestAndLastCheckpoint, StepCheckpoint
+from imgclf.callbacks.threshold import ChooseThreshold
 from imgclf.callbacks.views import MisclassificationViews
 from imgclf.evaluation.collect import CollectPredictions
 from imgclf.training.divergence import DivergenceGuard
@@ -44,6 +45,22 @@ def checkpoint_callbacks(checkpoints: Path, every_n_train_steps: int) -> list[L.
     ]
 
 
+def console_callbacks() -> list[L.Callback]:
+    """The LR monitor, Rich progress bar, model summary and one line per epoch."""
+    return [
+        LearningRateMonitor(logging_interval="step"),
+        RichProgressBar(),
+        CompactModelSummary(max_depth=1),
+        EpochSummary(),
+    ]
+
+
+def prediction_callbacks(clip, per_class_thresholds: bool) -> list[L.Callback]:
+    """The validation predictions gathered once, and what reads them: the clipped log-loss
+    and, for multi-label models only, the thresholds (one for all tags, or per class)."""
+    return [CollectPredictions(), ClipProbabilities(clip), ChooseThreshold(per_class_thresholds)]
+
+
 def default_callbacks(
     run_dir: str | Path | None = None,
     clip="auto",
@@ -57,6 +74,7 @@ def default_callbacks(
     early_stopping_patience: int | None = None,
     early_stopping_monitor: str = "valid/logloss",
     early_stopping_min_delta: float = 0.0,
+    per_class_thresholds: bool = False,
 ) -> list[L.Callback]:
     """Every callback a recipe run uses, in the order they must run.
 
@@ -77,13 +95,8 @@ def default_callbacks(
     if ema_decay is not None:
         callbacks.append(EMAWeights(ema_decay))
     if console:
-        callbacks += [
-            LearningRateMonitor(logging_interval="step"),
-            RichProgressBar(),
-            CompactModelSummary(max_depth=1),
-            EpochSummary(),
-        ]
-    callbacks += [CollectPredictions(), ClipProbabilities(clip)]
+        callbacks += console_callbacks()
+    callbacks += prediction_callbacks(clip, per_class_thresholds)
     if run_dir is not None:
         interpret_dir = Path(run_dir) / "interpret"
         callbacks.append(MisclassificationViews(interpret_dir, views_k, views_every_n_epochs, seed))

@@ -12,7 +12,13 @@ from lightning.pytorch.callbacks import EarlyStopping
 
 from imgclf.errors import UserError
 
-MONITORS = {"valid/acc": "max", "valid/logloss": "min", "valid/logloss_clipped": "min"}
+# valid/fbeta: multi-label runs only (ChooseThreshold logs it).
+MONITORS = {
+    "valid/acc": "max",
+    "valid/fbeta": "max",
+    "valid/logloss": "min",
+    "valid/logloss_clipped": "min",
+}
 
 
 def check_monitor(monitor: str) -> str:

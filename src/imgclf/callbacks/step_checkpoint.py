@@ -48,6 +48,14 @@ class BestAndLastCheckpoint(ModelCheckpoint):
 
     _last_written_step = -1
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        # best.ckpt ranks by the task's metric: valid/acc, or valid/fbeta for multi-label
+        # (both higher is better, the mode set at construction).
+        task = getattr(pl_module, "task", None)
+        if task is not None:
+            self.monitor = task.monitor
+        super().setup(trainer, pl_module, stage)
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)
         if self._should_save_on_train_epoch_end(trainer):

@@ -45,7 +45,9 @@ class MisclassificationViews(Callback):
         items = getattr(first_loader(trainer.val_dataloaders).dataset, "items", None)
         if items is None:
             return
-        labelled = predictions.labels >= 0
+        if pl_module.task.name != "single":
+            return  # the tag views are written by `imgclf evaluate`
+        labelled = pl_module.task.labelled(predictions.labels)
         analysis = analyse_errors(
             predictions.probs[labelled],
             predictions.labels[labelled],

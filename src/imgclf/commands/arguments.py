@@ -20,6 +20,8 @@ LR_FIND_KEYS = ("data", "experiment", "model", "recipe", "seed", "paths")
 # evaluate and predict take the run's resolved data section (`<run>/config.yaml`) and these
 # values; the classes, image size and preprocessing come from the checkpoint itself.
 RESOLVED_KEYS = ("seed", "paths.data_dir", "paths.log_dir")
+# The data config group of each label source (configs/data/), by its data module.
+DATA_GROUPS = {"imgclf.data.CsvDataModule": "csv", "imgclf.data.NameDataModule": "name_re"}
 ENV_VAR = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_.:])")
 # Characters Hydra takes in an unquoted value (besides letters and digits).
 PLAIN_VALUE = re.compile(r"^[\w/\-+.:@%*?|$]*$")
@@ -94,7 +96,7 @@ def resolved_overrides(run_dir: Path) -> list[str]:
     value (whatever group or experiment set them), plus the seed and paths."""
     config = yaml.safe_load((run_dir / "config.yaml").read_text()) or {}
     data = config.get("data") or {}
-    found = ["data=folder"] if data else []
+    found = [f"data={DATA_GROUPS.get(data.get('_target_'), 'folder')}"] if data else []
     found += [f"data.{key}={plain(value)}" for key, value in data.items() if key != "_target_"]
     for key in RESOLVED_KEYS:
         section, _, name = key.partition(".")

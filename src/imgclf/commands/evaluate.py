@@ -14,6 +14,7 @@ from imgclf.commands.startup import (
 )
 from imgclf.evaluation.interpretation import format_report, interpret
 from imgclf.evaluation.report import write_predictions
+from imgclf.evaluation.tag_interpretation import format_tag_report, interpret_tags
 from imgclf.reporting import write_json
 from imgclf.training.checkpoints import find_checkpoint
 
@@ -25,6 +26,9 @@ def evaluate(cfg: DictConfig) -> Path:
     model, datamodule = load_model_and_data(cfg)
     run.begin()  # the checkpoint and the data are fine: the run's files and loggers
     trainer = inference_trainer(cfg, run.loggers)
+    if model.task.name == "multi":
+        evaluate_tags(cfg, run.directory, model, datamodule, trainer)
+        return run.finish()
     analysis = interpret(model, datamodule, trainer, k=cfg.interpret.k, **tta_arguments(cfg, model))
     metrics = {"checkpoint": str(find_checkpoint(cfg.ckpt)), **analysis.metrics}
     if trainer.is_global_zero:
@@ -42,6 +46,24 @@ def evaluate(cfg: DictConfig) -> Path:
             logger.log_metrics(flat_metrics(metrics))
         print(format_report(metrics))
     return run.finish()
+
+
+def evaluate_tags(cfg, out_dir: Path, model, datamodule, trainer) -> None:
+    """The multi-label evaluation: metrics.json, predictions.csv, per_tag.csv, the top
+    losses with their tag sets, and the console report."""
+    analysis = interpret_tags(
+        model, datamodule, trainer, k=cfg.interpret.k, **tta_arguments(cfg, model)
+    )
+    if not trainer.is_global_zero:
+        return
+    metrics = {"checkpoint": str(find_checkpoint(cfg.ckpt)), **analysis.metrics}
+    analysis.write(out_dir, loggers=trainer.loggers, prefix="evaluate")
+    metrics["skipped_files"] = datamodule.num_skipped
+    analysis.write_predictions(out_dir / "predictions.csv")
+    write_json(out_dir / "metrics.json", metrics)
+    for logger in trainer.loggers:
+        logger.log_metrics(flat_metrics(metrics))
+    print(format_tag_report(metrics))
 
 
 def flat_metrics(metrics: dict) -> dict[str, float]:

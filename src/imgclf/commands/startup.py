@@ -209,7 +209,11 @@ def build_data_and_model(cfg: DictConfig):
     # data.balance=loss_weights: the class weights of the training loss come from the data.
     weights = {"class_weights": datamodule.loss_weights} if datamodule.loss_weights else {}
     model = instantiate_user(
-        cfg.model, num_classes=len(datamodule.classes), class_names=datamodule.classes, **weights
+        cfg.model,
+        num_classes=len(datamodule.classes),
+        class_names=datamodule.classes,
+        task=datamodule.task,  # chosen from the labels (data.task: auto, single, multi)
+        **weights,
     )
     datamodule.set_data_config(model.data_config)
     return datamodule, model

@@ -15,7 +15,13 @@ import sys
 from imgclf.errors import UserError, one_line
 
 # summary.json keys a sweeper can optimise (`optimized_metric`).
-OPTIMIZABLE = ("best_valid_acc", "final_valid_acc", "valid_logloss", "valid_logloss_clipped")
+OPTIMIZABLE = (
+    "best_valid_acc",
+    "final_valid_acc",
+    "valid_logloss",
+    "valid_logloss_clipped",
+    "best_valid_fbeta",  # multi-label runs
+)
 
 log = logging.getLogger(__name__)
 

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.callbacks.interrupt import StopRequested, raise_if_interrupted
@@ -182,7 +183,8 @@ def run_summary(
     """summary.json: the facts of a finished run, for people and scripts."""
     history = RecipeProgress.of(trainer).history
     decode_failures = datamodule.report_decode_failures()
-    best = best_record(history)
+    monitor = model.task.monitor  # valid/acc, or valid/fbeta for multi-label
+    best = best_record(history, monitor)
     checkpoint = trainer.checkpoint_callback
     return {
         "backbone": model.hparams.backbone,
@@ -197,7 +199,7 @@ def run_summary(
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
         # The stage and epoch of the weights in best.ckpt (what evaluate/predict/export take).
-        "best_weights": best_weights(history, stage_records),
+        "best_weights": best_weights(history, stage_records, monitor),
         "stage_warnings": [r["warning"] for r in stage_records if r.get("warning")],
         "valid_logloss": best.get("valid/logloss"),
         "valid_logloss_clipped": best.get("valid/logloss_clipped"),
@@ -205,6 +207,8 @@ def run_summary(
         "train_images": len(datamodule.train_items),
         "valid_images": len(datamodule.valid_items),
         "classes": list(datamodule.classes),
+        "task": model.task.name,
+        **task_summary(model, best, checkpoint.best_model_path if checkpoint else None),
         "skipped_files": datamodule.num_skipped,
         "skipped": [{"path": str(p), "reason": why} for p, why in datamodule.skipped],
         # Files that passed the scan but failed to decode in a loader, replaced each time.
@@ -214,3 +218,15 @@ def run_summary(
         "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
         "history": history,
     }
+
+
+def task_summary(model, best: dict, best_checkpoint: str | None) -> dict:
+    """Multi-label: the best samples-F-beta and the thresholds best.ckpt decodes with
+    (the model's own, the last validation's, when there is no best.ckpt)."""
+    if model.task.name != "multi":
+        return {}
+    thresholds = model.thresholds
+    if best_checkpoint and Path(best_checkpoint).is_file():
+        saved = torch.load(best_checkpoint, map_location="cpu", weights_only=True)
+        thresholds = (saved.get("imgclf") or {}).get("thresholds", thresholds)
+    return {"best_valid_fbeta": best.get("valid/fbeta"), "thresholds": thresholds}

@@ -14,7 +14,8 @@ from imgclf.data.rng_state import set_transform_rng_state, transform_rng_state
 from imgclf.data.transforms import min_decode_side
 from imgclf.errors import UserError
 
-Item = tuple[Path, int]
+# A class index, or (multi-label) the tuple of its class indices.
+Item = tuple[Path, int | tuple[int, ...]]
 # The label of an image without one (a test folder).
 UNLABELLED = -1
 
@@ -43,8 +44,11 @@ class ImageFileDataset(Dataset):
         max_pixels: int | None = DEFAULT_MAX_PIXELS,
         failures: torch.Tensor | None = None,
         item_seed: int | None = None,
+        encode=None,
     ) -> None:
         self.items = items
+        # label -> what the batch carries (multi-label: a multi-hot row); None: as it is.
+        self.encode = encode
         self.transform = transform
         self.max_pixels = max_pixels
         # With a seed, item i's augmentation is drawn from seed + i: the same whichever
@@ -71,6 +75,7 @@ class ImageFileDataset(Dataset):
                 continue
             if self.item_seed is not None:
                 self.transform.set_random_seed(self.item_seed + index)
+            label = label if self.encode is None else self.encode(label)
             return self.transform(image=pixels)["image"], label
         raise UserError(
             f"{self.MAX_REPLACEMENTS + 1} images in a row failed to decode (last: {path}); "

@@ -22,9 +22,10 @@ from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
 from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
-from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, stratified_split
+from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, split_indices
 from imgclf.data.transforms import PRESETS, seed_worker, train_transform
 from imgclf.errors import UserError
+from imgclf.task import choose_task, task_named
 
 # Until `set_data_config` gives the backbone's own (timm's defaults for a 224 px model).
 DEFAULT_DATA_CONFIG = {
@@ -42,7 +43,8 @@ class FolderDataModule(L.LightningDataModule):
     Mean/std, interpolation, crop_pct and (unless `image_size` is given) the input size
     come from the model's timm pretrained config via `set_data_config`. Every loader and
     transform takes an `image_size` argument (a recipe stage's own size, progressive
-    resizing); without it they use `image_size`.
+    resizing); without it they use `image_size`. `task`: auto, single or multi (imgclf.task);
+    after setup, the one chosen from the labels.
     """
 
     # Files named in the one warning about unreadable files (summary.json lists all).
@@ -68,6 +70,7 @@ class FolderDataModule(L.LightningDataModule):
         decode: str = "cpu",
         auto_augment: str = "none",
         balance: str = "none",
+        task: str = "auto",
     ) -> None:
         super().__init__()
         max_pixels = checked_settings(verify, augment, max_pixels, valid_pct)
@@ -94,11 +97,11 @@ class FolderDataModule(L.LightningDataModule):
         # the class balance (none, sampler, loss_weights).
         self.auto_augment, self.balance = checked_options(self.decode, auto_augment, balance)
         self.data_config = dict(DEFAULT_DATA_CONFIG)
+        self.task_setting, self.task = task, "single"
         self.classes: list[str] = []
-        self.train_items: list[Item] = []
-        self.valid_items: list[Item] = []
-        self.test_items: list[Item] = []
-        self.skipped: list[tuple[Path, str]] = []
+        self.train_items, self.valid_items, self.test_items = [], [], []
+        # Unreadable files; files a label source left out (no label, not found).
+        self.skipped, self.label_skipped = [], []
         # Per-file decode-failure counters in shared memory, one per item list.
         self._failure_counters: list[tuple[list[Item], torch.Tensor]] = []
         self._scanned = False
@@ -123,37 +126,75 @@ class FolderDataModule(L.LightningDataModule):
             return
         if not self.root.is_dir():
             raise UserError(f"data.root {self.root} is not a folder")
-        train_dir, valid_dir, test_dir = (
-            self.root / name for name in ("train", "valid", self.test_folder)
+        test_dir = self.root / self.test_folder
+        train_items, valid_items = self.scan_labelled()
+        self.task = choose_task(
+            self.task_setting, any(isinstance(y, tuple) for _, y in train_items)
         )
-        train_items = self._scan_train(train_dir)
-        # data.per_class samples the whole folder before the split, like the course's
-        # sample/: per_class=50 and valid_pct 0.2 give 40 train and 10 valid images a class.
-        if self.per_class and not valid_dir.is_dir():
-            train_items = cap_per_class(train_items, self.per_class, self.seed)
-        train_items, valid_items = self._scan_valid(valid_dir, train_items)
-        if self.per_class and valid_dir.is_dir():  # the same sizes from valid/ as from a split
-            n_train, n_valid = sample_split_sizes(self.per_class, self.valid_pct)
-            train_items = cap_per_class(train_items, n_train, self.seed)
-            valid_items = cap_per_class(valid_items, n_valid, self.seed + 1)
+        check_task_fits(self.task, self.balance, self.decode, self.per_class)
         test_items = [(p, UNLABELLED) for p in list_images(test_dir)] if test_dir.is_dir() else []
 
         self.train_items = self._readable(train_items)
         self.valid_items = self._readable(valid_items)
         self.test_items = self._readable(test_items)
         if not self.train_items:
-            raise UserError(f"none of the images in {train_dir} can be read")
+            raise UserError(f"none of the images in {self.train_source} can be read")
         if self.skipped:
-            shown = self.MAX_LISTED
-            listing = "; ".join(f"{path} ({why})" for path, why in self.skipped[:shown])
-            more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
-            warnings.warn(
-                f"skipped {len(self.skipped)} unreadable files: {listing}{more}", stacklevel=2
-            )
+            warnings.warn(skip_message("unreadable files", self.skipped), stacklevel=2)
+        # Files a label source left out (no label, not found) join the unreadable ones in
+        # `skipped` (summary.json lists them all); their warning came from the scan.
+        self.skipped = self.label_skipped + self.skipped
         unbalanced = imbalance_message(self.class_counts("train"))
         if unbalanced:
             warnings.warn(unbalanced, stacklevel=2)
         self._scanned = True
+
+    @property
+    def train_source(self) -> Path:
+        """Where the labelled training images come from (for messages)."""
+        return self.root / "train"
+
+    def scan_labelled(self) -> tuple[list[Item], list[Item]]:
+        """(train, valid) labelled items and `self.classes`; label sources other than class
+        folders (a CSV, file names) override this."""
+        train_dir, valid_dir = self.root / "train", self.root / "valid"
+        train_items = self._scan_train(train_dir)
+        # data.per_class samples the whole folder before the split, like the course's
+        # sample/: per_class=50 and valid_pct 0.2 give 40 train and 10 valid images a class.
+        if self.per_class and not valid_dir.is_dir():
+            train_items = cap_per_class(train_items, self.per_class, self.seed)
+        train_items, valid_items = self._scan_valid(valid_dir, train_items)
+        if self.per_class and valid_dir.is_dir():
+            return self.sampled_parts(train_items, valid_items)
+        return train_items, valid_items
+
+    def sampled_split(self, items: list[Item]) -> tuple[list[Item], list[Item]]:
+        """(train, valid) of labelled items by the seeded `valid_pct` split, after the
+        `per_class` sample (when set) of all of them."""
+        if self.per_class:
+            items = cap_per_class(items, self.per_class, self.seed)
+        train_idx, valid_idx = split_indices([y for _, y in items], self.valid_pct, self.seed)
+        return [items[i] for i in train_idx], [items[i] for i in valid_idx]
+
+    def sampled_parts(self, train: list[Item], valid: list[Item]) -> tuple[list[Item], list[Item]]:
+        """A given train/valid division capped to the sizes `sampled_split` would give."""
+        if not self.per_class:
+            return train, valid
+        n_train, n_valid = sample_split_sizes(self.per_class, self.valid_pct)
+        return cap_per_class(train, n_train, self.seed), cap_per_class(
+            valid, n_valid, self.seed + 1
+        )
+
+    def encode_label(self, label):
+        """An item's label as batches carry it: the class index, or (multi-label) a
+        multi-hot row of the classes."""
+        return task_named(self.task).encode(label, len(self.classes))
+
+    def label_text(self, label) -> str:
+        """An item's label as people read it: the class name, or the tags space-separated."""
+        if isinstance(label, tuple):
+            return " ".join(self.classes[i] for i in label)
+        return self.classes[label]
 
     def _scan_train(self, train_dir: Path) -> list[Item]:
         """The class names (from train/'s folders) and the labelled training files."""
@@ -188,7 +229,7 @@ class FolderDataModule(L.LightningDataModule):
         """(train, valid) items: valid/'s files, or a stratified split of train's."""
         if not valid_dir.is_dir():
             labels = [y for _, y in train_items]
-            train_idx, valid_idx = stratified_split(labels, self.valid_pct, self.seed)
+            train_idx, valid_idx = split_indices(labels, self.valid_pct, self.seed)
             return [train_items[i] for i in train_idx], [train_items[i] for i in valid_idx]
         valid_folders = class_folders(valid_dir)
         if sorted(valid_folders) != self.classes:
@@ -254,7 +295,9 @@ class FolderDataModule(L.LightningDataModule):
         return failed
 
     def class_counts(self, split: str = "train") -> dict[str, int]:
-        counts = Counter(label for _, label in getattr(self, f"{split}_items"))
+        """Images per class (multi-label: per tag)."""
+        labels = [y for _, y in getattr(self, f"{split}_items")]
+        counts = Counter(tag for y in labels for tag in (y if isinstance(y, tuple) else (y,)))
         return {name: counts.get(i, 0) for i, name in enumerate(self.classes)}
 
     @property
@@ -302,8 +345,9 @@ class FolderDataModule(L.LightningDataModule):
         seeds from the generator. `item_seed` instead fixes each item's augmentation.
         Mid-epoch checkpoints resume the loader exactly (ReplayDataLoader). `balance_by`:
         see `loader_for`."""
+        encode = self.encode_label if self.task != "single" else None
         dataset = ImageFileDataset(
-            items, transform, self.max_pixels, self.failure_counter(items), item_seed
+            items, transform, self.max_pixels, self.failure_counter(items), item_seed, encode
         )
         return self.loader_for(dataset, shuffle, seed, drop_last, balance_by=balance_by)
 
@@ -391,3 +435,24 @@ def checked_options(decode: str, auto_augment: str, balance: str) -> tuple[str, 
             "has only the warp and lighting of the presets"
         )
     return auto_augment, check_balance(balance)
+
+
+def check_task_fits(task: str, balance: str, decode: str, per_class) -> None:
+    """The data options that assume one label per image: a one-line error for multi-label."""
+    if task != "multi":
+        return
+    used = {
+        f"data.balance={balance}": balance != "none",
+        "data.decode=gpu": decode == "gpu",
+        f"data.per_class={per_class}": bool(per_class),
+    }
+    on = [name for name, value in used.items() if value]
+    if on:
+        raise UserError(f"{', '.join(on)}: not available for multi-label data; turn it off")
+
+
+def skip_message(what: str, skipped: list[tuple[Path, str]], shown: int = 50) -> str:
+    """One warning line: how many were skipped, the first `shown` with their reasons."""
+    listing = "; ".join(f"{path} ({why})" for path, why in skipped[:shown])
+    more = f" and {len(skipped) - shown} more" if len(skipped) > shown else ""
+    return f"skipped {len(skipped)} {what}: {listing}{more}"

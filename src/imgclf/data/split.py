@@ -35,6 +35,44 @@ def stratified_split(labels: list[int], valid_pct: float, seed: int) -> tuple[li
     return sorted(train), sorted(valid)
 
 
+def split_indices(labels: list, valid_pct: float, seed: int) -> tuple[list[int], list[int]]:
+    """(train, valid) indices: stratified for class indices, `multilabel_split` for tag
+    tuples (multi-label items)."""
+    if any(isinstance(label, tuple) for label in labels):
+        tags = [label if isinstance(label, tuple) else (label,) for label in labels]
+        return multilabel_split(tags, valid_pct, seed)
+    return stratified_split(labels, valid_pct, seed)
+
+
+def multilabel_split(
+    labels: list[tuple[int, ...]], valid_pct: float, seed: int
+) -> tuple[list[int], list[int]]:
+    """Indices (train, valid) of multi-label items: a seeded random round(valid_pct * n)
+    to valid, then, rarest tag first, each tag with two or more images gets one into the
+    part that lacks it (a tag seen only in training cannot be validated, one seen only in
+    validation is never learnt)."""
+    order = list(range(len(labels)))
+    random.Random(seed).shuffle(order)
+    n_valid = min(max(round(valid_pct * len(order)), 1), len(order) - 1) if len(order) > 1 else 0
+    in_valid = {i: rank < n_valid for rank, i in enumerate(order)}
+    holders: dict[int, list[int]] = {}
+    for i in order:
+        for tag in labels[i]:
+            holders.setdefault(tag, []).append(i)
+    for tag in sorted(holders, key=lambda t: (len(holders[t]), t)):
+        images = holders[tag]
+        if len(images) < 2:
+            continue
+        for side in (True, False):  # no image of the tag in valid, then none in train
+            if not any(in_valid[i] == side for i in images):
+                # Move the image carrying the fewest other tags: it disturbs the least.
+                moved = min(images, key=lambda i: len(labels[i]))
+                in_valid[moved] = side
+    valid = sorted(i for i, v in in_valid.items() if v)
+    train = sorted(i for i, v in in_valid.items() if not v)
+    return train, valid
+
+
 def sample_split_sizes(per_class: int, valid_pct: float) -> tuple[int, int]:
     """(train, valid) images per class of a `per_class` sample, as `stratified_split`
     divides a class of `per_class` images: with a valid/ folder the sample has the same

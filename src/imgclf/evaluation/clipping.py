@@ -12,37 +12,32 @@ import numpy as np
 import torch
 
 from imgclf.errors import UserError
+from imgclf.task import SingleLabel
+
+SINGLE = SingleLabel()
 
 # The course's Dogs-vs-Cats clip: p in [0.05, 0.95].
 DEFAULT_EPS = 0.05
 EPS_GRID = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15)
 
 
-def clip_probs(probs: torch.Tensor, eps: float) -> torch.Tensor:
-    """Two classes: clip to [eps, 1 - eps]. More classes: raise every p to at least eps,
-    then renormalise so rows still sum to one."""
-    if eps <= 0:
-        return probs
-    if probs.shape[1] == 2:
-        if eps >= 0.5:
-            raise ValueError(f"clip eps must be below 0.5 for two classes, got {eps}")
-        return probs.clamp(eps, 1.0 - eps)
-    if eps * probs.shape[1] >= 1.0:
-        raise ValueError(f"clip eps {eps} x {probs.shape[1]} classes must stay below 1")
-    clipped = probs.clamp_min(eps)
-    return clipped / clipped.sum(dim=1, keepdim=True)
+def clip_probs(probs: torch.Tensor, eps: float, task=SINGLE) -> torch.Tensor:
+    """The task's clipping rule (single-label: rows renormalised to sum to one; multi-label:
+    each tag's probability clipped on its own)."""
+    return task.clip(probs, eps)
 
 
-def log_loss(probs: torch.Tensor, labels: torch.Tensor) -> float:
-    """Mean negative log-probability of the true class (Kaggle's log-loss)."""
-    picked = probs.gather(1, labels.view(-1, 1)).squeeze(1)
-    return float(-picked.clamp_min(1e-15).log().mean())
+def log_loss(probs: torch.Tensor, labels: torch.Tensor, task=SINGLE) -> float:
+    """The task's log-loss: of the true class, or the mean binary one over tags."""
+    return task.log_loss(probs, labels)
 
 
-def best_eps(probs: torch.Tensor, labels: torch.Tensor, grid: Sequence[float] = EPS_GRID) -> float:
+def best_eps(
+    probs: torch.Tensor, labels: torch.Tensor, grid: Sequence[float] = EPS_GRID, task=SINGLE
+) -> float:
     """`clip: auto`: the eps from `grid` that minimises log-loss on labelled predictions."""
-    valid = [eps for eps in grid if eps * max(probs.shape[1], 2) < 1.0]
-    return min(valid, key=lambda eps: (log_loss(clip_probs(probs, eps), labels), eps))
+    valid = [eps for eps in grid if task.eps_fits(eps, probs.shape[1])]
+    return min(valid, key=lambda eps: (log_loss(clip_probs(probs, eps, task), labels, task), eps))
 
 
 def parse_eps(eps) -> float | str | None:
@@ -62,12 +57,12 @@ def parse_eps(eps) -> float | str | None:
     return value
 
 
-def clipped_report(probs: np.ndarray, labels: np.ndarray, eps) -> dict:
+def clipped_report(probs: np.ndarray, labels: np.ndarray, eps, task=SINGLE) -> dict:
     """Log-loss raw and clipped; `eps="auto"` picks it from the grid on these labels."""
     p, y = torch.from_numpy(np.asarray(probs, dtype=np.float64)), torch.from_numpy(labels)
-    chosen = best_eps(p, y, EPS_GRID) if eps == "auto" else float(eps or 0.0)
+    chosen = best_eps(p, y, EPS_GRID, task) if eps == "auto" else float(eps or 0.0)
     return {
-        "logloss": log_loss(p, y),
-        "logloss_clipped": log_loss(clip_probs(p, chosen), y),
+        "logloss": log_loss(p, y, task),
+        "logloss_clipped": log_loss(clip_probs(p, chosen, task), y, task),
         "clip_eps": chosen,
     }

@@ -27,17 +27,19 @@ FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
 class ExportedClassifier(nn.Module):
-    """Normalise, body, head, softmax: pixels in [0, 1] -> probabilities."""
+    """Normalise, body, head, the task's activation (softmax, or sigmoid for multi-label):
+    pixels in [0, 1] -> probabilities."""
 
-    def __init__(self, body: nn.Module, head: nn.Module, mean, std) -> None:
+    def __init__(self, body: nn.Module, head: nn.Module, mean, std, activation: nn.Module) -> None:
         super().__init__()
         self.body = body
         self.head = head
+        self.activation = activation
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.body((images - self.mean) / self.std)).softmax(dim=1)
+        return self.activation(self.head(self.body((images - self.mean) / self.std)))
 
 
 def input_size(model, image_size: int | None = None) -> int:
@@ -49,7 +51,8 @@ def input_size(model, image_size: int | None = None) -> int:
 def exportable(model) -> ExportedClassifier:
     """The plain nn.Module to export (no Lightning in it)."""
     config = model.data_config
-    wrapped = ExportedClassifier(model.body, model.head, config["mean"], config["std"])
+    activation = model.task.activation_layer()
+    wrapped = ExportedClassifier(model.body, model.head, config["mean"], config["std"], activation)
     return wrapped.eval()
 
 
@@ -152,9 +155,19 @@ def model_card(model, fmt: str, size: int) -> dict:
         "output": {
             "name": "probabilities",
             "shape": ["N", len(model.class_names)],
-            "meaning": "softmax probabilities, in the order of `classes`",
+            "meaning": model.task.output_meaning,
         },
+        "task": model.task.name,
+        **thresholds_entry(model),
         "mean": list(config["mean"]),
         "std": list(config["std"]),
         "backbone": model.hparams.backbone,
     }
+
+
+def thresholds_entry(model) -> dict:
+    """Multi-label: the per-class thresholds chosen on validation (0.5 until chosen)."""
+    if model.task.name != "multi":
+        return {}
+    thresholds = model.thresholds or [0.5] * len(model.class_names)
+    return {"thresholds": dict(zip(model.class_names, thresholds, strict=True))}

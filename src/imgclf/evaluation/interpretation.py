@@ -20,6 +20,7 @@ from imgclf.data import UNLABELLED, FolderDataModule, Item
 from imgclf.errors import UserError
 from imgclf.evaluation.collect import prediction_trainer
 from imgclf.evaluation.metrics import class_metrics, confusion_matrix, variant_metrics
+from imgclf.evaluation.tag_interpretation import interpret_tags
 from imgclf.evaluation.tta import TTAResult, predict_with_tta
 from imgclf.evaluation.views import ErrorAnalysis, misclassification_views
 
@@ -91,8 +92,13 @@ def interpret(
     (eps from a grid by the lowest log-loss on these images), a number, or None; it only
     changes the reported clipped log-loss. k: images per view. seed: TTA and random views
     (default: the data module's seed). image_size: input size (default: the size the model
-    last trained at). Under DDP every rank must call this.
+    last trained at). Under DDP every rank must call this. A multi-label model gets
+    `interpret_tags`'s TagInterpretation (per-tag scores, top losses with tag sets).
     """
+    if model.task.name == "multi":
+        return interpret_tags(
+            model, datamodule, trainer, tta_n, tta_beta, clip, k, seed, image_size
+        )
     datamodule.setup("validate")
     datamodule.set_data_config(model.data_config)
     items = labelled_items(datamodule, items)
@@ -102,13 +108,13 @@ def interpret(
     trainer = trainer or prediction_trainer()
     result = predict_with_tta(trainer, model, datamodule, items, size, tta_n, tta_beta, seed)
     classes = model.class_names
-    confusion = confusion_matrix(labels, result.best.argmax(axis=1), len(classes))
+    confusion = confusion_matrix(labels, model.task.decode(result.best), len(classes))
     return Interpretation(
         probs=result.best,
         labels=labels,
         paths=[path for path, _ in items],
         classes=classes,
-        views=misclassification_views(result.best, labels, k=k, seed=seed),
+        views=misclassification_views(result.best, labels, k=k, seed=seed, task=model.task),
         confusion=confusion,
         plain=result.plain,
         tta=result.tta,

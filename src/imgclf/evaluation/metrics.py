@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgclf.evaluation.clipping import clipped_report, parse_eps
+from imgclf.evaluation.clipping import SINGLE, clipped_report, parse_eps
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:
@@ -42,12 +42,13 @@ def per_class_precision_recall(matrix: np.ndarray, classes: list[str]) -> dict[s
     }
 
 
-def variant_metrics(probs: np.ndarray, labels: np.ndarray, clip) -> dict:
-    """Accuracy, raw log-loss and (with clip) clipped log-loss with its eps."""
+def variant_metrics(probs: np.ndarray, labels: np.ndarray, clip, task=SINGLE) -> dict:
+    """Accuracy (multi-label: exact tag sets), raw log-loss and (with clip) clipped
+    log-loss with its eps."""
     eps = parse_eps(clip)
-    report = clipped_report(probs, labels, eps if eps is not None else 0.0)
+    report = clipped_report(probs, labels, eps if eps is not None else 0.0, task)
     metrics = {
-        "accuracy": float((probs.argmax(axis=1) == labels).mean()),
+        "accuracy": float(task.correct(probs, labels).mean()),
         "logloss": report["logloss"],
     }
     if eps is not None:

@@ -25,8 +25,14 @@ def thumbnail(path: Path, size: int = THUMBNAIL) -> Image.Image:
     return image
 
 
-def view_grid_figure(rows: list[dict], title: str, columns: int = 6):
-    """A grid of the rows' images titled predicted / actual / probability / loss."""
+def view_grid_figure(
+    rows: list[dict],
+    title: str,
+    columns: int = 6,
+    legend: str = "predicted / actual, probability / loss",
+):
+    """A grid of the rows' images titled predicted / actual / probability / loss (what
+    `legend` says the two lines are)."""
     n = len(rows)
     columns = max(1, min(columns, n))
     lines = max(1, -(-n // columns))
@@ -46,7 +52,7 @@ def view_grid_figure(rows: list[dict], title: str, columns: int = 6):
         )
     if not rows:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    fig.suptitle(f"{title} ({n})\npredicted / actual, probability / loss", fontsize=10)
+    fig.suptitle(f"{title} ({n})\n{legend}", fontsize=10)
     return fig
 
 
@@ -92,7 +98,7 @@ def augmented_samples(datamodule, image_size: int | None = None, n: int = 16, se
     dataset = ImageFileDataset(chosen, transform, datamodule.max_pixels, item_seed=seed)
     samples = [dataset[i] for i in range(len(dataset))]
     images = [np.asarray(image).transpose(1, 2, 0) for image, _ in samples]
-    return images, [datamodule.classes[label] for _, label in samples]
+    return images, [datamodule.label_text(label) for _, label in chosen]
 
 
 def batch_figure(images: list[np.ndarray], labels: list[str], columns: int = 4):

@@ -18,7 +18,7 @@ from imgclf.data.images import is_image_name, list_images, unreadable_reason
 from imgclf.errors import UserError
 from imgclf.evaluation.clipping import best_eps, clip_probs, parse_eps
 from imgclf.evaluation.collect import prediction_trainer
-from imgclf.evaluation.submission import write_submission
+from imgclf.evaluation.submission import write_submission, write_tag_submission
 from imgclf.evaluation.tta import predict_with_tta
 
 
@@ -77,12 +77,18 @@ class Prediction:
     clip_eps: float | None
     tta: dict
     skipped: list[tuple[Path, str]] = field(default_factory=list)
-    # Files that failed to decode when loaded: their rows are the uninformed 1/C.
+    # Files that failed to decode when loaded: their rows are the task's uninformed answer.
     decode_failed: list[Path] = field(default_factory=list)
+    # Multi-label: the per-class thresholds the tag sets are decoded with; else None.
+    thresholds: list[float] | None = None
 
     def write_submission(self, out: str | Path) -> list[Path]:
-        """The Kaggle CSV (and for two classes `<out>_label.csv`); see `write_submission`."""
-        return write_submission(self.ids, self.probs, self.classes, Path(out).expanduser())
+        """The Kaggle CSV (and for two classes `<out>_label.csv`); see `write_submission`.
+        Multi-label: Planet's `image_name,tags` and `<out>_probs.csv` (`write_tag_submission`)."""
+        out = Path(out).expanduser()
+        if self.thresholds is not None:
+            return write_tag_submission(self.ids, self.probs, self.classes, self.thresholds, out)
+        return write_submission(self.ids, self.probs, self.classes, out)
 
 
 def predict(
@@ -122,10 +128,10 @@ def predict(
         eps = validation_eps(trainer, model, datamodule, size, tta)
     items = [(path, UNLABELLED) for path in paths]
     result = predict_with_tta(trainer, model, datamodule, items, size, **tta)
-    probs = clip_probs(to_tensor(result.best), eps or 0.0).numpy()
+    probs = clip_probs(to_tensor(result.best), eps or 0.0, model.task).numpy()
     # A file that failed to decode was replaced by another image inside the loader: its
     # row would be that image's answer, so it gets the uninformed 1/C instead.
-    probs[failed := datamodule.decode_failed_rows(items)] = 1.0 / probs.shape[1]
+    probs[failed := datamodule.decode_failed_rows(items)] = model.task.uninformed(probs.shape[1])
     return Prediction(
         ids=[path.stem for path in paths],
         paths=paths,
@@ -135,7 +141,15 @@ def predict(
         tta=tta,
         skipped=skipped,
         decode_failed=[paths[i] for i in failed],
+        thresholds=decode_thresholds(model),
     )
+
+
+def decode_thresholds(model) -> list[float] | None:
+    """A multi-label model's thresholds (0.5 each until validated); None for single-label."""
+    if model.task.name != "multi":
+        return None
+    return list(model.thresholds or [0.5] * len(model.class_names))
 
 
 def prediction_inputs(source, datamodule) -> tuple[list[Path], list[tuple[Path, str]]]:
@@ -157,5 +171,5 @@ def validation_eps(trainer, model, datamodule, image_size: int, tta: dict) -> fl
         raise UserError("clip=auto needs validation images; give data.root or a number, clip=0.05")
     items = datamodule.valid_items
     valid = predict_with_tta(trainer, model, datamodule, items, image_size, **tta)
-    labels = np.array([y for _, y in items], dtype=np.int64)
-    return best_eps(to_tensor(valid.best), to_tensor(labels).long())
+    labels = model.task.encode_all([y for _, y in items], len(model.class_names))
+    return best_eps(to_tensor(valid.best), to_tensor(labels).long(), task=model.task)

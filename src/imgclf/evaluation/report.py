@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.evaluation.pictures import confusion_figure, thumbnail, view_grid_figure
-from imgclf.evaluation.views import VIEWS, ErrorAnalysis
+from imgclf.evaluation.views import SINGLE, VIEWS, ErrorAnalysis
 from imgclf.reporting import log_picture, save_figure
 
 TABLE_COLUMNS = ["image", "true", "predicted", "probability", "loss", "path"]
@@ -90,7 +90,8 @@ def write_predictions(path: Path, items, probs: np.ndarray, classes: list[str]) 
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "true", "predicted", *classes])
-        for (file, label), row in zip(items, probs, strict=True):
-            predicted = classes[int(row.argmax())]
+        decoded = SINGLE.decode(probs)
+        for (file, label), row, predicted in zip(items, probs, decoded, strict=True):
+            predicted = classes[int(predicted)]
             writer.writerow([file, classes[label], predicted, *(f"{p:.6f}" for p in row)])
     return path

@@ -1,5 +1,6 @@
 """Kaggle-style submission files: `id` (the file stem) and one probability column per class,
-rows in natural id order; for two classes also the course's `id,label` file."""
+rows in natural id order; for two classes also the course's `id,label` file; for
+multi-label models Planet's `image_name,tags`."""
 
 from __future__ import annotations
 
@@ -37,3 +38,23 @@ def write_submission(
                 writer.writerow([ids[i], f"{probs[i, 1]:.6f}"])
         written.append(label_file)
     return written
+
+
+def write_tag_submission(
+    ids: list[str], probs: np.ndarray, classes: list[str], thresholds, out: Path
+) -> list[Path]:
+    """Multi-label: `out` as Planet's `image_name,tags` (the tags at or above their
+    threshold, space-separated) and `<out stem>_probs.csv` with one probability column per
+    tag. Returns the files written."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    order = sorted(range(len(ids)), key=lambda i: natural_key(ids[i]))
+    chosen = np.asarray(probs) >= np.asarray(thresholds)
+    with open(out, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["image_name", "tags"])
+        for i in order:
+            writer.writerow(
+                [ids[i], " ".join(c for c, on in zip(classes, chosen[i], strict=True) if on)]
+            )
+    probs_file = out.with_name(f"{out.stem}_probs{out.suffix or '.csv'}")
+    return [out, *write_submission(ids, probs, classes, probs_file)[:1]]

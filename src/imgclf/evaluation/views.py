@@ -15,6 +15,9 @@ import numpy as np
 
 from imgclf.errors import UserError
 from imgclf.evaluation.metrics import confusion_matrix, most_confused
+from imgclf.task import SingleLabel
+
+SINGLE = SingleLabel()
 
 # name -> the title shown on grids and tables, in the order the course shows them.
 VIEWS = {
@@ -56,7 +59,12 @@ def _top_per_class(
 
 
 def misclassification_views(
-    probs: np.ndarray, labels: np.ndarray, k: int = 12, per_class: int | None = None, seed: int = 0
+    probs: np.ndarray,
+    labels: np.ndarray,
+    k: int = 12,
+    per_class: int | None = None,
+    seed: int = 0,
+    task=SINGLE,
 ) -> dict[str, np.ndarray]:
     """Row indices for each view in `VIEWS`, at most k each.
 
@@ -70,10 +78,10 @@ def misclassification_views(
     labels = np.asarray(labels, dtype=np.int64)
     n, num_classes = probs.shape
     per_class = per_class or max(1, -(-k // num_classes))
-    preds = probs.argmax(axis=1)
     confidence = probs.max(axis=1)
-    correct = np.flatnonzero(preds == labels)
-    incorrect = np.flatnonzero(preds != labels)
+    right = task.correct(probs, labels)  # the task's notion of wrong is its negation
+    correct = np.flatnonzero(right)
+    incorrect = np.flatnonzero(~right)
     rng = np.random.default_rng(seed)
 
     def sample(indices: np.ndarray) -> np.ndarray:
@@ -96,7 +104,7 @@ def view_rows(
     row_loss = losses(probs[indices], labels[indices]) if len(indices) else []
     rows = []
     for index, loss in zip(indices, row_loss, strict=True):
-        predicted = int(probs[index].argmax())
+        predicted = int(SINGLE.decode(probs[index : index + 1])[0])
         rows.append(
             {
                 "index": int(index),
@@ -162,6 +170,6 @@ def analyse_errors(
     """The views (k images each, random ones drawn with `seed`) and the confusion matrix
     (unless given) of labelled predictions."""
     if confusion is None:
-        confusion = confusion_matrix(labels, probs.argmax(axis=1), len(classes))
+        confusion = confusion_matrix(labels, SINGLE.decode(probs), len(classes))
     views = misclassification_views(probs, labels, k=k, seed=seed)
     return ErrorAnalysis(probs, labels, list(paths), list(classes), views, confusion)

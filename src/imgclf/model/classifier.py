@@ -6,19 +6,18 @@ from collections.abc import Sequence
 
 import lightning as L
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torchmetrics import MeanMetric
-from torchmetrics.classification import MulticlassAccuracy
 
 from imgclf.model.backbone import create_body, data_config_for
 from imgclf.model.groups import apply_freeze, layer_groups, norm_layers, set_eval
 from imgclf.model.head import HEAD_FEATURES_INDEX, create_head
-from imgclf.model.loss import check_class_weights, check_label_smoothing, training_loss
+from imgclf.model.loss import check_class_weights, check_label_smoothing, check_task_options
 from imgclf.model.mixing import batch_mixer
 from imgclf.model.optim import GroupedAdamW, layer_param_groups
 from imgclf.model.plan import StagePlan
 from imgclf.model.schedules import build_scheduler
+from imgclf.task import task_named
 
 # What a model trains with when no recipe stage was set: everything, one cycle, 1e-3.
 DEFAULT_LR = 1e-3
@@ -64,6 +63,7 @@ class ImageClassifier(L.LightningModule):
         cutmix_alpha: float = 0.0,
         mix_prob: float = 1.0,
         class_weights: Sequence[float] | None = None,
+        task: str = "single",
     ) -> None:
         super().__init__()
         # Plain Python types in hparams, so checkpoints load with torch.load(weights_only=True)
@@ -72,7 +72,14 @@ class ImageClassifier(L.LightningModule):
         class_names = [str(name) for name in class_names] if class_names is not None else None
         label_smoothing = check_label_smoothing(label_smoothing)
         class_weights = check_class_weights(class_weights, num_classes)
+        # The task owns loss, activation, metrics and decoding (imgclf.task).
+        self.task = task_named(task)
+        check_task_options(
+            self.task.name, label_smoothing, mixup_alpha, cutmix_alpha, class_weights
+        )
         self.save_hyperparameters()
+        # Multi-label: per-class thresholds chosen on validation, kept in checkpoints.
+        self.thresholds: list[float] | None = None
         # None when mixup and cutmix are off.
         self.mixer = batch_mixer(mixup_alpha, cutmix_alpha, mix_prob, num_classes)
         per_class = torch.tensor(class_weights) if class_weights else torch.empty(0)
@@ -87,21 +94,25 @@ class ImageClassifier(L.LightningModule):
         self.groups = layer_groups(self.body, self.head, n_groups)
         if channels_last:  # NHWC convolutions: faster on CPU (oneDNN) and on tensor cores
             self.body.to(memory_format=torch.channels_last)
-        self.train_acc = MulticlassAccuracy(num_classes, average="micro")
-        # Saved in checkpoints, so an epoch resumed in the middle reports the whole epoch.
-        self.train_acc.persistent(True)
-        # The epoch's mean training loss (train/loss_epoch) beside the per-step train/loss.
-        self.train_loss_mean = MeanMetric()
-        self.train_loss_mean.persistent(True)
-        self.valid_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.valid_logloss = MeanMetric()
-        self.test_acc = MulticlassAccuracy(num_classes, average="micro")
-        self.test_logloss = MeanMetric()
+        self._add_metrics(num_classes)
         self.plan = StagePlan(name="train", lrs=(DEFAULT_LR,) * len(self.groups))
         self._held_in_eval: list[nn.Module] = []
         # The input size the model last trained at (stages may resize); saved in checkpoints
         # so evaluate, predict and export feed what the model knows.
         self.image_size: int | None = None
+
+    def _add_metrics(self, num_classes: int) -> None:
+        """The task's accuracy and the mean log-loss of each split."""
+        self.train_acc = self.task.accuracy(num_classes)
+        # Saved in checkpoints, so an epoch resumed in the middle reports the whole epoch.
+        self.train_acc.persistent(True)
+        # The epoch's mean training loss (train/loss_epoch) beside the per-step train/loss.
+        self.train_loss_mean = MeanMetric()
+        self.train_loss_mean.persistent(True)
+        self.valid_acc = self.task.accuracy(num_classes)
+        self.valid_logloss = MeanMetric()
+        self.test_acc = self.task.accuracy(num_classes)
+        self.test_logloss = MeanMetric()
 
     # -- stages --------------------------------------------------------------------------
     @property
@@ -136,10 +147,20 @@ class ImageClassifier(L.LightningModule):
         return self
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["imgclf"] = {"image_size": self.image_size, "stage": self.plan.name}
+        checkpoint["imgclf"] = {
+            "image_size": self.image_size,
+            "stage": self.plan.name,
+            "thresholds": self.thresholds,
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
-        self.image_size = (checkpoint.get("imgclf") or {}).get("image_size")
+        saved = checkpoint.get("imgclf") or {}
+        self.image_size = saved.get("image_size")
+        self.thresholds = saved.get("thresholds")
+
+    def set_thresholds(self, thresholds: Sequence[float] | None) -> None:
+        """Multi-label: the per-class thresholds chosen on validation (saved in checkpoints)."""
+        self.thresholds = [float(t) for t in thresholds] if thresholds is not None else None
 
     # -- forward and steps ---------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -187,7 +208,7 @@ class ImageClassifier(L.LightningModule):
         inputs, targets = self.mixed(inputs, labels)
         logits = self.logits(inputs)
         weights = self.class_weights if self.class_weights.numel() else None
-        loss = training_loss(logits, targets, self.hparams.label_smoothing, weights)
+        loss = self.task.training_loss(logits, targets, self.hparams.label_smoothing, weights)
         self.train_acc(logits, labels)
         self.train_loss_mean(loss.detach())
         self.log("train/loss", loss, prog_bar=True)
@@ -200,10 +221,10 @@ class ImageClassifier(L.LightningModule):
         inputs, labels = batch
         logits = self.logits(inputs)
         self.valid_acc(logits, labels)
-        self.valid_logloss(F.cross_entropy(logits, labels, reduction="none"))
+        self.valid_logloss(self.task.sample_losses(logits, labels))
         self.log("valid/acc", self.valid_acc, prog_bar=True)
         self.log("valid/logloss", self.valid_logloss, prog_bar=True)
-        return logits.detach().softmax(dim=1)
+        return self.task.activation(logits.detach())
 
     def test_step(self, batch, batch_idx: int) -> torch.Tensor:
         """Probabilities of a test batch; accuracy and log-loss too when it is labelled."""
@@ -211,14 +232,14 @@ class ImageClassifier(L.LightningModule):
         logits = self.logits(inputs)
         if bool((labels >= 0).all()):
             self.test_acc(logits, labels)
-            self.test_logloss(F.cross_entropy(logits, labels, reduction="none"))
+            self.test_logloss(self.task.sample_losses(logits, labels))
             self.log("test/acc", self.test_acc)
             self.log("test/logloss", self.test_logloss)
-        return logits.detach().softmax(dim=1)
+        return self.task.activation(logits.detach())
 
     def predict_step(self, batch, batch_idx: int) -> torch.Tensor:
         images, _ = batch
-        return self(images).softmax(dim=1)
+        return self.task.activation(self(images))
 
     # -- optimizer and schedule ----------------------------------------------------------
     def build_optimizer(self, lrs: Sequence[float]) -> GroupedAdamW:

@@ -1,15 +1,13 @@
-"""The training loss: cross-entropy with optional label smoothing and class weights.
+"""The training loss's options: label smoothing and class weights, checked.
 
-Only the training loss changes with these settings: validation and test log-loss stay the
-plain mean cross-entropy, the number the course (and Kaggle) compares.
+The loss itself is the task's (imgclf.task). Only the training loss changes with these
+settings: validation and test log-loss stay the plain mean cross-entropy, the number the
+course (and Kaggle) compares.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-
-import torch
-import torch.nn.functional as F
 
 from imgclf.errors import UserError
 
@@ -30,12 +28,18 @@ def check_class_weights(weights: Sequence[float] | None, num_classes: int) -> li
     return weights
 
 
-def training_loss(
-    logits: torch.Tensor,
-    targets: torch.Tensor,
-    label_smoothing: float = 0.0,
-    class_weights: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Mean cross-entropy of `logits` against class indices or soft targets (mixed batches),
-    with `label_smoothing` and per-class `class_weights` (torch's own arguments)."""
-    return F.cross_entropy(logits, targets, weight=class_weights, label_smoothing=label_smoothing)
+def check_task_options(
+    task: str, label_smoothing: float, mixup_alpha: float, cutmix_alpha: float, class_weights
+) -> None:
+    """Multi-label training takes none of the single-label loss options: a one-line error."""
+    if task != "multi":
+        return
+    used = {
+        "model.label_smoothing": label_smoothing,
+        "model.mixup_alpha": mixup_alpha,
+        "model.cutmix_alpha": cutmix_alpha,
+        "class weights (data.balance=loss_weights)": class_weights,
+    }
+    on = [name for name, value in used.items() if value]
+    if on:
+        raise UserError(f"{', '.join(on)}: not available for multi-label training; turn it off")

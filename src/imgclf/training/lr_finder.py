@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from imgclf.training.lr_suggest import exponential_lrs, should_stop, smooth_losses, suggest_lr
 
@@ -69,7 +68,8 @@ def range_test(
         for lr, (inputs, labels) in zip(schedule, batches, strict=False):
             for group, ratio in zip(optimizer.param_groups, ratios, strict=True):
                 group["lr"] = lr * ratio
-            loss = F.cross_entropy(model.logits(inputs.to(device)), labels.to(device))
+            # The task's plain loss (no smoothing or weights), as the course's lr_find.
+            loss = model.task.training_loss(model.logits(inputs.to(device)), labels.to(device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -64,7 +64,9 @@ class FeatureDataset(Dataset):
         view = 0
         if self.random_view:
             view = int(torch.randint(self.features.shape[0], (), generator=self.generator))
-        return torch.from_numpy(np.array(self.features[view, index])), int(self.labels[index])
+        label = self.labels[index]  # a class index, or a multi-hot row (multi-label)
+        label = int(label) if label.ndim == 0 else torch.from_numpy(np.array(label))
+        return torch.from_numpy(np.array(self.features[view, index])), label
 
     def rng_state(self) -> torch.Tensor:
         return self.generator.get_state()
@@ -232,7 +234,8 @@ def write_split(model, staging: Path, name: str, items: list[Item], loaders: lis
     for view, loader in enumerate(loaders):
         write_features(model, loader, out, view, device)
     out.flush()
-    np.save(staging / f"{name}_labels.npy", np.array([y for _, y in items], dtype=np.int64))
+    labels = model.task.encode_all([y for _, y in items], model.hparams.num_classes)
+    np.save(staging / f"{name}_labels.npy", labels)
 
 
 def feature_loaders(
