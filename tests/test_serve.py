@@ -12,6 +12,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -155,6 +156,13 @@ def test_the_page_in_chromium_classifies_uploads_and_examples_offline(
         results.filter(has_text="notes.txt").wait_for(timeout=60_000)
         assert "not classified: not an image PIL can read" in results.inner_text()
 
+        huge = tmp_path / "huge.jpg"  # above the 20 MB default: refused at upload
+        with open(huge, "wb") as f:
+            f.truncate(50 * 1024 * 1024)
+        page.locator("#images input[type=file]").set_input_files([str(huge)])
+        toast = page.get_by_text("exceed the maximum allowed size of 20.0 Mb")
+        toast.first.wait_for(timeout=60_000)
+
         page.locator("#examples img").first.click()
         results.filter(has_text="(labelled").wait_for(timeout=60_000)
         assert re.search(r"\(labelled (cats|dogs)\)", results.inner_text())
@@ -178,6 +186,55 @@ def page_probabilities(text: str, name: str) -> dict[str, float]:
     line = next(line for line in text.splitlines() if line.startswith(name))
     pairs = re.findall(r"(\S+) (\d\.\d{8})", line[len(name) :])
     return {label: float(p) for label, p in pairs}
+
+
+def test_export_space_serves_the_model_from_a_virtualenv_without_imgclf(trained, predicted):
+    """`imgclf export format=space`, then `python app.py` in a new virtualenv. It sees the
+    packages installed here (a .pth file: no download in the test) but not imgclf, whose
+    editable install a .pth in a .pth-added folder does not load."""
+    import sysconfig
+
+    from gradio_client import Client, handle_file
+
+    run_dir, _, tmp, images = trained
+    space = tmp / "space"
+    result = run_cli("export", f"ckpt={run_dir}", "format=space", f"out={space}", cwd=tmp)
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = {"app.py", "requirements.txt", "model.onnx", "model.json", "card.md", "README.md"}
+    assert files <= {p.name for p in space.iterdir()}
+    assert len(list((space / "examples").iterdir())) == 4  # two validation images per class
+    pins = (space / "requirements.txt").read_text().split()
+    assert [p.split("==")[0] for p in pins] == ["gradio", "onnxruntime", "pillow", "numpy"]
+    venv = tmp / "space-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True, text=True, check=True,
+    ).stdout.strip()  # fmt: skip
+    Path(site, "project-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
+    alone = subprocess.run([python, "-c", "import imgclf"], capture_output=True, text=True)
+    assert "No module named 'imgclf'" in alone.stderr
+    port = free_port()
+    log = tmp / "space.log"
+    with open(log, "w") as out:
+        app = subprocess.Popen(
+            [python, "app.py"], cwd=space, stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "GRADIO_SERVER_PORT": str(port)},
+        )  # fmt: skip
+    try:
+        client = Client(wait_for_page(f"http://127.0.0.1:{port}/", app, log), verbose=False)
+        for path in images:
+            bars = client.predict(handle_file(str(path)), api_name="/classify")
+            got = {c["label"]: c["confidence"] for c in bars["confidences"]}
+            expected = dict(zip(classes_of(run_dir), predicted[path.stem], strict=True))
+            assert got == pytest.approx(expected, abs=1e-5), path.name
+        text_file = next(iter(bad_uploads(tmp / "space-bad")))
+        with pytest.raises(Exception, match="not an image this page can read"):
+            client.predict(handle_file(str(text_file)), api_name="/classify")
+    finally:
+        app.send_signal(signal.SIGINT)
+        app.wait(timeout=60)
 
 
 def test_sigterm_ends_the_server_with_its_run_directory(trained, server):
