@@ -233,8 +233,11 @@ def test_export_space_serves_the_model_from_a_virtualenv_without_imgclf(trained,
         with pytest.raises(Exception, match="not an image this page can read"):
             client.predict(handle_file(str(text_file)), api_name="/classify")
     finally:
-        app.send_signal(signal.SIGINT)
-        app.wait(timeout=60)
+        app.terminate()
+        try:
+            app.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            app.kill()
 
 
 def test_sigterm_ends_the_server_with_its_run_directory(trained, server):

@@ -92,3 +92,28 @@ def test_the_card_reads_the_runs_summary_and_the_pictures_it_holds(tmp_path):
     elsewhere.write_bytes(b"weights")
     assert run_card(elsewhere, ["a"], "x", 32)["run_directory"] is None
     assert "| best valid accuracy | n/a |" in card_markdown(run_card(elsewhere, ["a"], "x", 32))
+
+
+def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.serve import markdown
+
+    results = {
+        "run": "logs/train/x",
+        "image_size": 64,
+        "machine": {"cpu": "cpu", "usable_cores": 2},
+        "latency": {"bare_ms_median": 30.0, "api_ms_median": 41.5, "added_ms_median": 11.5},
+        "clients": 20,
+        "images": 10,
+        "concurrency": [
+            {"seconds": 9.5, "answers": 200, "wrong": 0, "server_rss_mb": 900.0},
+            {"seconds": 9.1, "answers": 200, "wrong": 1, "server_rss_mb": 901.5},
+        ],
+    }
+    text = markdown(results)
+    assert "| bare call in-process (decode, eval transform, model) | 30.0 |" in text
+    assert "| added by the page | 11.5 |" in text
+    assert "| 2 | 9.1 | 200 | 1 | 901.5 |" in text

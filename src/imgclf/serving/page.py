@@ -92,7 +92,9 @@ def build_page(
 ) -> gr.Blocks:
     """The page (see the module doc); `examples`: (path, class); `pictures`: (path, caption)."""
     top_k = max(1, min(top_k, len(classifier.classes)))
-    with gr.Blocks(title="imgclf", analytics_enabled=False) as page:
+    # Uploads are copied into Gradio's cache: delete those older than an hour, every hour,
+    # so a server that runs for weeks does not fill its disk.
+    with gr.Blocks(title="imgclf", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(f"# {card['backbone']}: {', '.join(card['classes'][:12])}")
         with gr.Tab("Classify"):
             with gr.Row():
