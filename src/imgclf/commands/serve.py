@@ -8,7 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from imgclf.commands.startup import input_size_of, load_model_and_data, start_run
-from imgclf.errors import UserError
+from imgclf.errors import UserError, one_line
 from imgclf.training.checkpoints import find_checkpoint
 
 
@@ -20,18 +20,16 @@ def serve(cfg: DictConfig) -> Path:
     from imgclf.serving.page import build_page, launch_page
     from imgclf.serving.showcase import error_pictures, example_images
 
-    run = start_run(cfg, loggers=False)
     checked = checked_settings(cfg)
+    run = start_run(cfg, loggers=False)
     checkpoint = find_checkpoint(cfg.get("ckpt"))
-    # The validation images are only read for the examples.
-    model, datamodule = load_model_and_data(cfg, scan=cfg.examples_per_class > 0)
+    model, datamodule, items = model_data_and_examples(cfg)
     size = input_size_of(cfg, model) or datamodule.image_size
     classes = list(model.class_names)
     classifier = FileClassifier(
         model, datamodule.eval_transform(size), classes, datamodule.max_pixels
     )
     card = run_card(checkpoint, classes, model.hparams.backbone, size)
-    items = datamodule.valid_items if cfg.examples_per_class > 0 else []
     examples = example_images(items, classes, int(cfg.examples_per_class))
     run_dir = Path(card["run_directory"]) if card["run_directory"] else None
     page = build_page(classifier, card, examples, error_pictures(run_dir), int(cfg.top_k))
@@ -40,6 +38,20 @@ def serve(cfg: DictConfig) -> Path:
     print(f"serving {checkpoint} at {url} (Ctrl-C stops)", flush=True)
     page.block_thread()
     return run.finish()
+
+
+def model_data_and_examples(cfg: DictConfig):
+    """The model, its data module and the validation items the examples come from. The
+    validation folder is read only for the examples: a run whose data has moved is still
+    served, without them (a warning says why)."""
+    if cfg.examples_per_class > 0:
+        try:
+            model, datamodule = load_model_and_data(cfg, scan=True)
+            return model, datamodule, datamodule.valid_items
+        except UserError as err:
+            print(f"warning: no example images ({one_line(err)})", flush=True)
+    model, datamodule = load_model_and_data(cfg, scan=False)
+    return model, datamodule, []
 
 
 def checked_settings(cfg: DictConfig) -> dict:
