@@ -91,6 +91,17 @@ def test_the_api_gives_the_probabilities_of_predict(trained, predicted, server):
         assert got == pytest.approx(expected, abs=1e-6), path.name
         assert bars["label"] == max(expected, key=expected.get)
         assert path.name in table
+    # Plain HTTP, as the curl lines of docs/serve.md: upload, then one POST.
+    import httpx
+
+    http = httpx.Client(base_url=server[0].rstrip("/"))
+    with open(images[0], "rb") as f:
+        uploaded = http.post("/gradio_api/upload", files={"files": f}).json()[0]
+    data = {"data": [[{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]]}
+    bars = http.post("/gradio_api/run/classify", json=data).json()["data"][0]
+    got = {c["label"]: c["confidence"] for c in bars["confidences"]}
+    expected = dict(zip(classes_of(run_dir), predicted[images[0].stem], strict=True))
+    assert got == pytest.approx(expected, abs=1e-6)
     # Several files at once: one row each, the bars for the first.
     bars, table = client.predict([handle_file(str(p)) for p in images], api_name="/classify")
     assert [line.split(" | ")[0].lstrip("| ") for line in table.splitlines()[2:]] == [

@@ -105,7 +105,12 @@ def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
         "run": "logs/train/x",
         "image_size": 64,
         "machine": {"cpu": "cpu", "usable_cores": 2},
-        "latency": {"bare_ms_median": 30.0, "api_ms_median": 41.5, "added_ms_median": 11.5},
+        "latency": {
+            "bare_ms_median": 30.0,
+            "http_ms_median": 41.5,
+            "added_ms_median": 11.5,
+            "gradio_client_ms_median": 150.0,
+        },
         "clients": 20,
         "images": 10,
         "concurrency": [
@@ -115,5 +120,6 @@ def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
     }
     text = markdown(results)
     assert "| bare call in-process (decode, eval transform, model) | 30.0 |" in text
-    assert "| added by the page | 11.5 |" in text
+    assert "| added by the page (HTTP API - bare) | 11.5 |" in text
+    assert "| the API through gradio_client | 150.0 |" in text
     assert "| 2 | 9.1 | 200 | 1 | 901.5 |" in text
