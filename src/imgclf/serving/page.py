@@ -156,6 +156,8 @@ def launch_page(
             show_error=False,
             quiet=True,
             footer_links=["api"],
+            # No run history: it offers to save calls to a Hugging Face bucket (online).
+            run_history=False,
             prevent_thread_lock=True,
         )
     except OSError as err:  # Gradio's "Cannot find empty port"
