@@ -269,3 +269,29 @@ def test_serve_settings_and_a_missing_checkpoint_are_one_line_errors(trained):
         result = run_cli("serve", *args, f"paths.log_dir={tmp / 'logs'}", cwd=tmp)
         assert result.returncode == 2 and words in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_a_run_whose_images_moved_is_served_without_examples(trained):
+    run_dir, _, tmp, images = trained
+    log = tmp / "moved.log"
+    with open(log, "w") as out:
+        process = start_cli(
+            "serve", f"ckpt={run_dir}", f"port={free_port()}", f"data.root={tmp / 'moved'}",
+            f"paths.log_dir={tmp / 'logs'}", cwd=tmp, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        for _ in range(300):
+            if "serving " in log.read_text() or process.poll() is not None:
+                break
+            time.sleep(1)
+        text = log.read_text()
+        assert f"warning: no example images (data.root {tmp / 'moved'} is not a folder)" in text
+        url = re.search(r"at (http://127\.0\.0\.1:\d+/)", text).group(1)
+        from gradio_client import Client, handle_file
+
+        client = Client(wait_for_page(url, process, log), verbose=False)
+        bars, _ = client.predict([handle_file(str(images[0]))], api_name="/classify")
+        assert len(bars["confidences"]) == 2
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
