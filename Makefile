@@ -9,7 +9,7 @@ export NO_ALBUMENTATIONS_UPDATE := 1
 # pre-commit's local hooks and the tests' subprocesses find the project's tools first.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: help install train demo test test-fast bench bench-gpu bench-contention bench-quality lint docs lock clean
+.PHONY: help install train serve demo test test-fast bench bench-gpu bench-contention bench-quality lint docs lock clean
 
 # `make help` (the default target): every target with its `##` description.
 help: ## list the targets
@@ -30,6 +30,13 @@ demo: $(INSTALLED) ## build the embedded digits demo folder (data/digits)
 # ARGS adds Hydra overrides.
 train: demo ## the lesson-1 recipe on the demo digits (ARGS: more overrides)
 	$(BIN)/imgclf train experiment=digits $(ARGS)
+
+# The web page of the newest run under logs/train (what `make train` made) on
+# http://127.0.0.1:7860 until Ctrl-C. ARGS adds overrides (port=8080, host=0.0.0.0).
+serve: $(INSTALLED) ## the web page of the newest training run (ARGS: e.g. port=8080)
+	@run=$$(ls -d logs/train/*/checkpoints 2>/dev/null | sort | tail -n 1); \
+	if [ -z "$$run" ]; then echo "error: no trained run in logs/train: run make train first" >&2; exit 2; fi; \
+	$(BIN)/imgclf serve ckpt=$$(dirname $$run) $(ARGS)
 
 # Two pytest workers, one test module each at a time (modules share trained runs): about
 # 9 minutes on 2 idle cores against 16 for one worker. TEST_WORKERS=0: one process.

@@ -24,6 +24,7 @@ SLOW_MODULES = {
     "test_precision",
     "test_readme_runs",
     "test_resume",
+    "test_serve",
     "test_train_cli",
     "test_trained_run",
     "test_training_safety",

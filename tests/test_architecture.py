@@ -23,6 +23,7 @@ LAYERS = {
     "imgclf.training": 2,
     "imgclf.evaluation": 3,
     "imgclf.callbacks": 4,
+    "imgclf.serving": 4,
     "imgclf.api": 5,
     "imgclf.commands": 5,
     "imgclf.cli": 6,

@@ -1,4 +1,5 @@
-"""The `imgclf` command: `imgclf train|lr-find|evaluate|predict|export [overrides]`, `imgclf demo`.
+"""The `imgclf` command: `imgclf train|lr-find|evaluate|predict|export|serve [overrides]`,
+`imgclf demo`.
 
 Subcommands that take a config hand their arguments to Hydra, so `imgclf train --help`
 lists the config groups and `group=option key=value` overrides work as in any Hydra app.
@@ -26,6 +27,7 @@ commands:
   evaluate metrics, TTA, clipping, misclassification views on the validation set (ckpt=RUN)
   predict  class probabilities and a Kaggle-style CSV (ckpt=RUN input=DIR|FILE|GLOB)
   export   ONNX or TorchScript model with normalisation and softmax (ckpt=RUN format=onnx)
+  serve    a web page for the model: upload images, see classes and mistakes (ckpt=RUN)
   demo     build the embedded handwritten-digits demo folder (default: data/digits);
            `demo mosaics`: the multi-label digit mosaics (data/mosaics)
 
@@ -207,6 +209,12 @@ def export_task(cfg) -> tuple[Path, None]:
     return export(cfg), None
 
 
+def serve_task(cfg) -> tuple[Path, None]:
+    from imgclf.commands.serve import serve
+
+    return serve(cfg), None
+
+
 # command -> (task, Hydra entry config)
 HYDRA_COMMANDS = {
     "train": (train_task, "train"),
@@ -214,6 +222,7 @@ HYDRA_COMMANDS = {
     "evaluate": (evaluate_task, "evaluate"),
     "predict": (predict_task, "predict"),
     "export": (export_task, "export"),
+    "serve": (serve_task, "serve"),
 }
 
 

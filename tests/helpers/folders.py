@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -151,3 +153,56 @@ def make_messy_folder(
         colour = CLASS_COLOURS[index % len(classes) % len(CLASS_COLOURS)]
         _write_odd_images(folder, colour, rng, big_side, messy)
     return messy
+
+
+def extra_images(folder: Path) -> list[Path]:
+    """Files that exercise every preprocessing step: a large JPEG (libjpeg's reduced-scale
+    decoding, a downscale), a wide PNG (an upscale) and a portrait JPEG with EXIF rotation."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(1)
+    gradient = np.linspace(0, 255, 300)[None, :, None] * np.ones((220, 1, 3))
+    big = np.clip(gradient + rng.normal(0, 30, (220, 300, 3)), 0, 255).astype(np.uint8)
+    Image.fromarray(big).save(folder / "big.jpg", quality=90)
+    small = rng.integers(0, 255, (20, 45, 3), dtype=np.uint8)
+    Image.fromarray(small).save(folder / "wide.png")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
+    Image.fromarray(big[:120, :90]).save(folder / "rotated.jpg", quality=92, exif=exif)
+    return [folder / "big.jpg", folder / "wide.png", folder / "rotated.jpg"]
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def decompression_bomb(path: Path, side: int = 20_000) -> Path:
+    """A real greyscale PNG of side x side black pixels: a few hundred kB on disk, side^2
+    bytes once decoded (400 MB at 20,000), written row by row without holding the image."""
+    row = b"\0" * (side + 1)  # filter byte + pixels
+    packer, parts = zlib.compressobj(9), []
+    for _ in range(side):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+    data = (
+        png_chunk(b"IHDR", header) + png_chunk(b"IDAT", b"".join(parts)) + png_chunk(b"IEND", b"")
+    )
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + data)
+    return path
+
+
+def bad_uploads(folder: Path) -> dict[Path, str]:
+    """Files a user may upload that are no usable image -> the words the answer must hold:
+    a text file, an empty file, a truncated JPEG and a 20,000 x 20,000 PNG bomb."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notes.txt").write_text("a shopping list, not a photo\n")
+    (folder / "empty.jpg").write_bytes(b"")
+    jpeg = folder / "truncated.jpg"
+    make_image((200, 40, 40), 64, np.random.default_rng(0)).save(jpeg, quality=95)
+    jpeg.write_bytes(jpeg.read_bytes()[: jpeg.stat().st_size // 2])
+    return {
+        folder / "notes.txt": "not an image PIL can read",
+        folder / "empty.jpg": "empty file",
+        jpeg: "truncated",
+        decompression_bomb(folder / "bomb.png"): "too large",
+    }

@@ -17,8 +17,8 @@ import yaml
 # lr-find re-uses these overrides of a trained run (`ckpt=<run>`): it builds the data,
 # the model and the recipe as the run did.
 LR_FIND_KEYS = ("data", "experiment", "model", "recipe", "seed", "paths")
-# evaluate and predict take the run's resolved data section (`<run>/config.yaml`) and these
-# values; the classes, image size and preprocessing come from the checkpoint itself.
+# evaluate, predict, serve and export take the run's resolved data section
+# (`<run>/config.yaml`) and these values; the classes, image size and preprocessing come from the checkpoint itself.
 RESOLVED_KEYS = ("seed", "paths.data_dir", "paths.log_dir")
 # The data config group of each label source (configs/data/), by its data module.
 DATA_GROUPS = {"imgclf.data.CsvDataModule": "csv", "imgclf.data.NameDataModule": "name_re"}
@@ -117,13 +117,13 @@ def saved_overrides(run_dir: Path) -> list[str]:
 
 def run_overrides(argv: list[str], command: str) -> list[str]:
     """`argv` with the trained run's settings put first, so that `imgclf evaluate
-    ckpt=<run>` needs nothing else: for evaluate and predict its resolved data section,
-    for lr-find its own overrides (data, model, recipe). Overrides given now replace them
-    key by key; a group choice given now (`data=folder`, `experiment=...`) replaces all of
-    the run's values under that group."""
+    ckpt=<run>` needs nothing else: for evaluate, predict, serve and export its resolved
+    data section, for lr-find its own overrides (data, model, recipe). Overrides given now
+    replace them key by key; a group choice given now (`data=folder`, `experiment=...`)
+    replaces all of the run's values under that group."""
     values = [o.split("=", 1)[1] for o in argv if "=" in o and override_key(o) == "ckpt"]
     run_dir = trained_run_dir(values[-1].strip("'\"")) if values else None
-    if run_dir is None or command not in ("evaluate", "predict", "lr-find"):
+    if run_dir is None or command not in ("evaluate", "predict", "serve", "export", "lr-find"):
         return argv
     found = saved_overrides(run_dir) if command == "lr-find" else resolved_overrides(run_dir)
     given = {override_key(o) for o in argv}

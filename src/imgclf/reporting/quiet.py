@@ -31,8 +31,9 @@ ADVERTS = (
 )
 
 # Loggers that speak at INFO about their own set-up: alembic (imported by Optuna, the
-# hyperparameter search's sampler) lists every plugin it registers.
-CHATTY_LOGGERS = ("alembic",)
+# hyperparameter search's sampler) lists every plugin it registers; httpx (the web page's
+# server checks itself at start-up) logs each of its requests.
+CHATTY_LOGGERS = ("alembic", "httpx")
 
 
 class DropAdverts(logging.Filter):

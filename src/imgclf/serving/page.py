@@ -1,0 +1,165 @@
+"""The Gradio page: a Classify tab (files in, bars and a table out, examples to click, the
+model card) and a tab with the run's mistakes. Its `classify` event is the HTTP API.
+
+Offline by construction: analytics are off (also `GRADIO_ANALYTICS_ENABLED=False`, set
+before Gradio is imported) and the theme uses the system's fonts, so the browser fetches
+nothing but the page's own files from the server.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402  (after the analytics switch)
+
+from imgclf.errors import UserError, one_line  # noqa: E402
+from imgclf.serving.card import card_markdown  # noqa: E402
+from imgclf.serving.classify import Answer, FileClassifier, ranked  # noqa: E402
+
+SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
+
+
+def offline_theme() -> gr.themes.Base:
+    """Gradio's default look with system fonts (its default loads Google Fonts)."""
+    return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
+
+
+def results_markdown(answers: list[Answer], classes: list[str], top_k: int) -> str:
+    """One row per file: its top classes with probabilities (8 decimals), or why it has none."""
+    if not answers:
+        return "Upload one or more images (or drop them above)."
+    rows = ["| file | top classes |", "|---|---|"]
+    for answer in answers:
+        name = answer.name.replace("|", "\\|")
+        if answer.probs is None:
+            rows.append(f"| {name} | **not classified:** {answer.error} |")
+        else:
+            top = ranked(answer.probs, classes, top_k)
+            rows.append(f"| {name} | " + ", ".join(f"{c} {p:.8f}" for c, p in top.items()) + " |")
+    return "\n".join(rows)
+
+
+def upload_paths(files) -> list[str]:
+    """Gradio's upload value (None, one path, or a list of paths or file objects) as paths."""
+    if not files:
+        return []
+    files = files if isinstance(files, (list, tuple)) else [files]
+    return [str(getattr(f, "name", f)) for f in files]
+
+
+def first_label(answers: list[Answer], classes: list[str]) -> dict[str, float] | None:
+    """The bars: the first classified file's probabilities."""
+    for answer in answers:
+        if answer.probs is not None:
+            return ranked(answer.probs, classes)
+    return None
+
+
+def classify_event(classifier: FileClassifier, top_k: int):
+    """The page's (and the API's) function: files -> (bars, table)."""
+
+    def classify(files):
+        answers = classifier.classify_all(upload_paths(files))
+        label = first_label(answers, classifier.classes)
+        return label, results_markdown(answers, classifier.classes, top_k)
+
+    return classify
+
+
+def example_event(classifier: FileClassifier, examples: list, top_k: int):
+    """Clicking an example classifies it (its index in the gallery)."""
+
+    def classify_example(evt: gr.SelectData):
+        path, truth = examples[evt.index]
+        answers = [classifier.classify(path, name=f"{path.name} (labelled {truth})")]
+        return first_label(answers, classifier.classes), results_markdown(
+            answers, classifier.classes, top_k
+        )
+
+    return classify_example
+
+
+def build_page(
+    classifier: FileClassifier,
+    card: dict,
+    examples: list[tuple[Path, str]],
+    pictures: list[tuple[Path, str]],
+    top_k: int = 5,
+) -> gr.Blocks:
+    """The page (see the module doc); `examples`: (path, class); `pictures`: (path, caption)."""
+    top_k = max(1, min(top_k, len(classifier.classes)))
+    # Uploads are copied into Gradio's cache: delete those older than an hour, every hour,
+    # so a server that runs for weeks does not fill its disk.
+    with gr.Blocks(title="imgclf", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
+        gr.Markdown(f"# {card['backbone']}: {', '.join(card['classes'][:12])}")
+        with gr.Tab("Classify"):
+            with gr.Row():
+                with gr.Column():
+                    files = gr.File(
+                        label="Images (upload or drop, several at once)",
+                        file_count="multiple",
+                        elem_id="images",
+                    )
+                    button = gr.Button("Classify", variant="primary", elem_id="classify")
+                with gr.Column():
+                    bars = gr.Label(num_top_classes=top_k, label="Top classes", elem_id="bars")
+                    table = gr.Markdown(results_markdown([], [], top_k), elem_id="results")
+            gallery = gr.Gallery(
+                [(str(path), truth) for path, truth in examples],
+                label="Examples from the validation set: click one",
+                columns=8,
+                height=220,
+                object_fit="contain",
+                allow_preview=False,
+                elem_id="examples",
+            )
+            gr.Markdown(card_markdown(card), elem_id="card")
+        with gr.Tab("What it gets wrong"):
+            if not pictures:
+                gr.Markdown("The run holds no error pictures (`imgclf evaluate ckpt=RUN`).")
+            for path, caption in pictures:
+                gr.Image(str(path), label=caption, interactive=False)
+        classify = classify_event(classifier, top_k)
+        # Outside Gradio's queue: one POST answers (/gradio_api/run/classify), about 190 ms
+        # faster a call than the queue's event stream; the classifier's lock still runs
+        # one model call at a time.
+        button.click(
+            classify, inputs=files, outputs=[bars, table], api_name="classify", queue=False
+        )
+        files.upload(classify, inputs=files, outputs=[bars, table], api_name=False)
+        gallery.select(
+            example_event(classifier, examples, top_k), outputs=[bars, table], api_name=False
+        )
+    return page
+
+
+def launch_page(
+    page: gr.Blocks, host: str, port: int, max_upload_mb: float, allowed_paths: list[str]
+) -> str:
+    """Start serving `page` in the background and return its address: one model call at a
+    time, uploads above `max_upload_mb` refused with a message, only `allowed_paths`
+    readable besides uploads. `page.block_thread()` then waits for Ctrl-C (or SIGTERM)."""
+    page.queue(default_concurrency_limit=1)
+    try:
+        _, url, _ = page.launch(
+            server_name=host,
+            server_port=port,
+            max_file_size=f"{max_upload_mb:g}mb",
+            allowed_paths=allowed_paths,
+            theme=offline_theme(),
+            share=False,
+            inbrowser=False,
+            show_error=False,
+            quiet=True,
+            footer_links=["api"],
+            # No run history: it offers to save calls to a Hugging Face bucket (online).
+            run_history=False,
+            prevent_thread_lock=True,
+        )
+    except OSError as err:  # Gradio's "Cannot find empty port"
+        raise UserError(f"cannot serve on {host}:{port}: {one_line(err)}") from None
+    return url

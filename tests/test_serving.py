@@ -1,0 +1,125 @@
+"""The pieces of the `imgclf serve` page, in-process: a file's probabilities are those of
+`predict` (TTA off), bad files get a reason, the results table, examples and model card."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from helpers.folders import bad_uploads, extra_images, make_image_folder
+from helpers.models import small_datamodule_and_model
+
+from imgclf.evaluation.prediction import predict
+from imgclf.serving.card import card_markdown, run_card
+from imgclf.serving.classify import Answer, FileClassifier, ranked
+from imgclf.serving.page import results_markdown
+from imgclf.serving.showcase import error_pictures, example_images
+
+
+@pytest.fixture(scope="module")
+def classifier_and_data(tmp_path_factory):
+    root = make_image_folder(tmp_path_factory.mktemp("pets") / "pets", n_train=4, n_valid=2)
+    datamodule, model = small_datamodule_and_model(root, image_size=32)
+    model.eval()
+    classifier = FileClassifier(
+        model, datamodule.eval_transform(32), datamodule.classes, datamodule.max_pixels
+    )
+    return classifier, datamodule, model, root
+
+
+def test_a_files_probabilities_are_those_of_predict_without_tta(classifier_and_data, tmp_path):
+    classifier, datamodule, model, root = classifier_and_data
+    # A large JPEG (reduced-scale decoding), a wide PNG (upscaled), an EXIF-rotated JPEG.
+    paths = [*sorted((root / "valid").rglob("*.jpg"))[:2], *extra_images(tmp_path)]
+    expected = predict(model, paths, datamodule, tta_n=0, clip=None, image_size=32).probs
+    answers = classifier.classify_all(paths)
+    assert [a.error for a in answers] == [None] * len(paths)
+    got = np.stack([a.probs for a in answers])
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=0)
+    assert np.allclose(got.sum(axis=1), 1.0, atol=1e-5)
+    assert not np.allclose(got[2], got[3], atol=1e-3)  # different images, different answers
+
+
+def test_bad_files_get_a_one_line_reason_and_no_probabilities(classifier_and_data, tmp_path):
+    classifier = classifier_and_data[0]
+    for path, words in bad_uploads(tmp_path).items():
+        answer = classifier.classify(path)
+        assert answer.probs is None and answer.name == path.name
+        assert words in answer.error and "\n" not in answer.error, (path.name, answer.error)
+
+
+def test_the_results_table_ranks_classes_and_says_why_a_file_has_none():
+    classes = ["cats", "dogs", "birds"]
+    answers = [
+        Answer("a|b.jpg", probs=np.array([0.1, 0.7, 0.2], dtype=np.float32)),
+        Answer("notes.txt", error="not an image PIL can read"),
+    ]
+    table = results_markdown(answers, classes, top_k=2).splitlines()
+    assert table[2] == "| a\\|b.jpg | dogs 0.69999999, birds 0.20000000 |"
+    assert table[3] == "| notes.txt | **not classified:** not an image PIL can read |"
+    assert list(ranked(answers[0].probs, classes)) == ["dogs", "birds", "cats"]
+
+
+def test_examples_take_the_first_images_of_every_class(tmp_path):
+    items = [(tmp_path / f"{i}.jpg", label) for i, label in enumerate([0, 0, 0, 1, 2, 2])]
+    chosen = example_images(items, ["a", "b", "c"], per_class=2)
+    assert [(p.name, c) for p, c in chosen] == [
+        ("0.jpg", "a"), ("1.jpg", "a"), ("3.jpg", "b"), ("4.jpg", "c"), ("5.jpg", "c"),
+    ]  # fmt: skip
+    assert example_images(items, ["a", "b", "c"], per_class=0) == []
+
+
+def test_the_card_reads_the_runs_summary_and_the_pictures_it_holds(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    (run / "checkpoints" / "best.ckpt").write_bytes(b"weights")
+    os.utime(run / "checkpoints" / "best.ckpt", (1_700_000_000, 1_700_000_000))
+    summary = {"best_valid_acc": 0.9875, "valid_logloss": 0.0512}
+    (run / "summary.json").write_text(json.dumps(summary))
+    card = run_card(run / "checkpoints" / "best.ckpt", ["cats", "dogs"], "resnet34", 224)
+    assert card["run_directory"] == str(run.resolve()) and card["image_size"] == 224
+    assert card["trained"] == "2023-11-14 22:13 UTC"
+    text = card_markdown(card)
+    assert "| best valid accuracy | 0.9875 |" in text and "| valid log-loss | 0.0512 |" in text
+    assert "| classes | 2: cats, dogs |" in text and "`resnet34`" in text
+    assert error_pictures(run) == []
+    (run / "interpret" / "views").mkdir(parents=True)
+    (run / "interpret" / "confusion.png").write_bytes(b"png")
+    assert [p.name for p, _ in error_pictures(run)] == ["confusion.png"]
+    elsewhere = tmp_path / "model.ckpt"
+    elsewhere.write_bytes(b"weights")
+    assert run_card(elsewhere, ["a"], "x", 32)["run_directory"] is None
+    assert "| best valid accuracy | n/a |" in card_markdown(run_card(elsewhere, ["a"], "x", 32))
+
+
+def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from benchmarks.serve import markdown
+
+    results = {
+        "run": "logs/train/x",
+        "image_size": 64,
+        "machine": {"cpu": "cpu", "usable_cores": 2},
+        "latency": {
+            "bare_ms_median": 30.0,
+            "http_ms_median": 41.5,
+            "added_ms_median": 11.5,
+            "gradio_client_ms_median": 150.0,
+        },
+        "clients": 20,
+        "images": 10,
+        "concurrency": [
+            {"seconds": 9.5, "answers": 200, "wrong": 0, "server_rss_mb": 900.0},
+            {"seconds": 9.1, "answers": 200, "wrong": 1, "server_rss_mb": 901.5},
+        ],
+    }
+    text = markdown(results)
+    assert "| bare call in-process (decode, eval transform, model) | 30.0 |" in text
+    assert "| added by the page (HTTP API - bare) | 11.5 |" in text
+    assert "| the API through gradio_client | 150.0 |" in text
+    assert "| 2 | 9.1 | 200 | 1 | 901.5 |" in text
