@@ -152,6 +152,10 @@ class DivergenceGuard(L.Callback):
         self._start_weights = _cpu_copy(pl_module)
 
     def _chance(self, pl_module: L.LightningModule) -> float:
+        # Multi-label BCE has no single chance level (it depends on how often each tag
+        # appears): the rule is off there, the other two still hold.
+        if getattr(getattr(pl_module, "task", None), "name", "single") == "multi":
+            return math.inf
         return chance_loss(pl_module.hparams.get("num_classes", 2))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx: int) -> None:
