@@ -67,7 +67,8 @@ def test_the_walkthrough_trains_from_a_folder_under_home(workdir):
     assert json.loads((run / "summary.json").read_text())["best_valid_acc"] >= 0
 
 
-@pytest.mark.parametrize("line", run_commands())
+# `imgclf serve` runs until stopped: tests/test_serve.py starts and checks it.
+@pytest.mark.parametrize("line", [c for c in run_commands() if "imgclf serve" not in c])
 def test_a_readme_command_on_a_trained_run_works_as_printed(line, workdir):
     home, run = workdir
     words = imgclf_words(line)
