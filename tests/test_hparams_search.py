@@ -44,9 +44,6 @@ def sweep_overrides(digits: Path, tmp: Path, finetune_size: int) -> list[str]:
     ]
 
 
-@pytest.mark.xfail(
-    reason="fails on the merged main of this stop; not yet looked into", strict=False
-)
 def test_a_two_trial_search_finds_the_best_trial(digits, tmp_path):
     result = run_cli("train", *sweep_overrides(digits, tmp_path, 32), cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -56,7 +53,9 @@ def test_a_two_trial_search_finds_the_best_trial(digits, tmp_path):
         trial = sweep / str(number)
         summary = json.loads((trial / "summary.json").read_text())
         config = yaml.safe_load((trial / "config.yaml").read_text())
-        assert summary["train_images"] == 40 and summary["image_size"] == 32
+        # data.per_class=4 caps the whole folder (40 images) before the 25 % validation split
+        assert (summary["train_images"], summary["valid_images"]) == (30, 10)
+        assert summary["image_size"] == 32
         assert config["optimized_metric"] == "valid_logloss"
         params = {"recipe.finetune_lr": config["recipe"]["finetune_lr"]}
         params["recipe.lr_mult"] = config["recipe"]["lr_mult"]
