@@ -164,3 +164,14 @@ def test_the_evaluate_command_reports_what_interpret_computes(trained, tmp_path)
         for key, value in analysis.metrics[variant].items():
             assert metrics[variant][key] == pytest.approx(value, abs=1e-6), (variant, key)
     assert metrics["confusion_matrix"] == analysis.metrics["confusion_matrix"]
+
+
+def test_the_notebook_trainer_clips_gradients_as_the_cli_does():
+    import yaml
+
+    from imgclf.api import make_trainer
+
+    trainer_yaml = Path(__file__).parents[1] / "configs/trainer/default.yaml"
+    cli_value = yaml.safe_load(trainer_yaml.read_text())["gradient_clip_val"]
+    assert make_trainer().gradient_clip_val == cli_value == 1.0
+    assert make_trainer(gradient_clip_val=None).gradient_clip_val is None

@@ -59,6 +59,7 @@ def make_trainer(
     logger=False,
     progress_bar: bool = False,
     quiet: bool = True,
+    gradient_clip_val: float | None = 1.0,
     **trainer_kwargs,
 ) -> L.Trainer:
     """A Trainer for notebooks: one device (GPU if there is one), no logger, no progress
@@ -67,7 +68,8 @@ def make_trainer(
     Attached: `default_callbacks(run_dir, clip, views_k, console=False, checkpoints=False)`
     (prediction collection, clipped log-loss, the divergence guard, RecipeProgress with
     `.history` of every validation; with `run_dir` the misclassification views written to
-    `run_dir/interpret/`) and a line per epoch (`EpochSummary`). `quiet` silences Lightning's
+    `run_dir/interpret/`) and a line per epoch (`EpochSummary`). Gradient norms are clipped
+    at `gradient_clip_val` (1.0, as configs/trainer/default.yaml; None turns it off). `quiet` silences Lightning's
     device banner, its warning about few DataLoader workers and other libraries' notices
     (`quiet_third_party`). Extra keyword arguments go to L.Trainer.
     """
@@ -84,6 +86,7 @@ def make_trainer(
         enable_model_summary=False,
         enable_checkpointing=False,
         num_sanity_val_steps=0,
+        gradient_clip_val=gradient_clip_val,
         default_root_dir=str(run_dir) if run_dir is not None else None,
     )
     settings.update(trainer_kwargs)
