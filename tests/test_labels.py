@@ -238,6 +238,7 @@ def test_bad_patterns_are_one_line_errors(tmp_path):
         (["data.file_column=file"], "labels.csv has no column 'file' (data.file_column)"),
         (["data.pattern='^cat\\.'"], "has 0 groups: it needs exactly one"),
         (["data.task=single", "data.label_delim=' '"], "task=single, but some images have"),
+        (["task=single", "data.label_delim=' '"], "task=single, but some images have"),
     ],
 )
 def test_the_cli_says_what_is_wrong_with_the_labels_in_one_line(
