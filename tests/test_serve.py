@@ -228,14 +228,16 @@ def test_export_space_serves_the_model_from_a_virtualenv_without_imgclf(trained,
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     Path(site, "project-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    alone = subprocess.run([python, "-c", "import imgclf"], capture_output=True, text=True)
+    # Nor imgclf's source folder, when this test was given one on PYTHONPATH.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    alone = subprocess.run([python, "-c", "import imgclf"], capture_output=True, text=True, env=env)
     assert "No module named 'imgclf'" in alone.stderr
     port = free_port()
     log = tmp / "space.log"
     with open(log, "w") as out:
         app = subprocess.Popen(
             [python, "app.py"], cwd=space, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "GRADIO_SERVER_PORT": str(port)},
+            env={**env, "GRADIO_SERVER_PORT": str(port)},
         )  # fmt: skip
     try:
         client = Client(wait_for_page(f"http://127.0.0.1:{port}/", app, log), verbose=False)
