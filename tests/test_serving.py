@@ -218,4 +218,5 @@ def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
     assert "| bare call in-process (decode, eval transform, model) | 30.0 |" in text
     assert "| added by the page (HTTP API - bare) | 11.5 |" in text
     assert "| the API through gradio_client | 150.0 |" in text
-    assert "| 2 | 9.1 | 200 | 1 | 901.5 |" in text
+    assert "| 1 | 9.5 | 200 | 0 | 900.0 |  |" in text
+    assert "| 2 | 9.1 | 200 | 1 | 901.5 | +1.5 |" in text

@@ -8,6 +8,7 @@ reason instead, never an exception."""
 from __future__ import annotations
 
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,10 @@ class FileClassifier:
 
     The model's task (`imgclf.task`) gives the activation and the decoding; a multi-label
     model decodes with the thresholds its checkpoint keeps (0.5 each until validated, as
-    `imgclf predict`). One model call at a time (a lock): torch's threads already use every
-    core, and concurrent calls would only compete for them.
+    `imgclf predict`). Files are classified one at a time, on one thread of its own whatever
+    thread asks: torch's threads already use every core, so concurrent calls would only
+    compete for them; and done on the web server's changing worker threads, the same work
+    grew the server's memory with every round of clients (measured: docs/serve.md).
     """
 
     def __init__(self, model, transform, classes: list[str], max_pixels=DEFAULT_MAX_PIXELS):
@@ -49,6 +52,7 @@ class FileClassifier:
         self.max_pixels = max_pixels
         self.min_side = min_decode_side(transform)
         self._lock = threading.Lock()
+        self._runner = ThreadPoolExecutor(max_workers=1, thread_name_prefix="imgclf-classify")
 
     @property
     def multi_label(self) -> bool:
@@ -75,6 +79,12 @@ class FileClassifier:
 
     def classify(self, path: str | Path, name: str | None = None) -> Answer:
         """`path`'s probabilities, or a one-line reason it cannot be classified."""
+        return self._runner.submit(self._classify, path, name).result()
+
+    def classify_all(self, paths: list[str | Path]) -> list[Answer]:
+        return self._runner.submit(lambda: [self._classify(path) for path in paths]).result()
+
+    def _classify(self, path: str | Path, name: str | None = None) -> Answer:
         path = Path(path)
         name = name or path.name
         reason = unreadable_reason(path, "header", self.max_pixels)
@@ -86,9 +96,6 @@ class FileClassifier:
             return Answer(name, error=decode_error(err))
         probs = self.probabilities(image[None])[0]
         return Answer(name, probs=probs, chosen=self.decoded(probs))
-
-    def classify_all(self, paths: list[str | Path]) -> list[Answer]:
-        return [self.classify(path) for path in paths]
 
 
 def decode_error(err: Exception) -> str:

@@ -3,7 +3,9 @@ model card) and a tab with the run's mistakes. Its `classify` event is the HTTP 
 
 Offline by construction: analytics are off (also `GRADIO_ANALYTICS_ENABLED=False`, set
 before Gradio is imported) and the theme uses the system's fonts, so the browser fetches
-nothing but the page's own files from the server.
+nothing but the page's own files from the server. Its memory is bounded: Gradio keeps
+only a few sessions and events (`SESSIONS_KEPT`, `GRADIO_ANALYTICS_MAX_EVENTS`), and files
+are classified on one thread (`FileClassifier`).
 """
 
 from __future__ import annotations
@@ -12,6 +14,9 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue keeps a record of every event for its monitoring view, the last 10,000 by
+# default (about 1.4 kB each, measured); the page needs none of them.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
 import gradio as gr  # noqa: E402  (after the analytics switch)
 import numpy as np  # noqa: E402
@@ -21,7 +26,12 @@ from imgclf.serving.card import card_markdown  # noqa: E402
 from imgclf.serving.classify import Answer, FileClassifier, label_value  # noqa: E402
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
-
+# Gradio keeps a copy of the page's component settings for every session (browser tab or
+# API client) it has seen, 10,000 by default: about 25 kB each here, never freed before
+# that, so the server grows with every new client. The page keeps nothing per session
+# (no gr.State, no updated components), so a few suffice: an evicted session that comes
+# back gets a fresh copy.
+SESSIONS_KEPT = 20
 MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 
 
@@ -186,6 +196,7 @@ def launch_page(
             footer_links=["api"],
             # No run history: it offers to save calls to a Hugging Face bucket (online).
             run_history=False,
+            state_session_capacity=SESSIONS_KEPT,
             prevent_thread_lock=True,
         )
     except OSError as err:  # Gradio's "Cannot find empty port"
