@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,7 @@ def markdown(results: dict) -> str:
         "",
         f"Run `{results['run']}` ({results['image_size']} px), {results['machine']['cpu']}, "
         f"{results['machine']['usable_cores']} usable cores. `python benchmarks/serve.py`.",
+        *load_lines(results),
         "",
         "| one image | median ms |",
         "|---|---|",
@@ -180,15 +182,37 @@ def markdown(results: dict) -> str:
         "",
         f"{results['clients']} clients x {results['images']} images at once, per round:",
         "",
-        "| round | seconds | answers | wrong | server RSS MB |",
-        "|---|---|---|---|---|",
+        "| round | seconds | answers | wrong | server RSS MB | change MB |",
+        "|---|---|---|---|---|---|",
         *(
-            f"| {i + 1} | {r['seconds']} | {r['answers']} | {r['wrong']} | {r['server_rss_mb']} |"
-            for i, r in enumerate(rounds)
+            f"| {i + 1} | {r['seconds']} | {r['answers']} | {r['wrong']} | {r['server_rss_mb']} "
+            f"| {change} |"
+            for i, (r, change) in enumerate(zip(rounds, rss_changes(rounds), strict=True))
         ),
         "",
     ]
     return "\n".join(lines)
+
+
+def load_lines(results: dict) -> list[str]:
+    """The machine's load average (1 minute) before and after, and any note on the run."""
+    lines, before = [], results["machine"].get("load_average")
+    if before and results.get("load_average_end"):
+        after = results["load_average_end"][0]
+        lines.append(
+            f"Load average (1 minute) {before[0]:.1f} at the start, {after:.1f} at the end."
+        )
+    elif before:
+        lines.append(f"Load average (1 minute) {before[0]:.1f} at the start.")
+    if results.get("note"):
+        lines.append(results["note"])
+    return ["", *lines] if lines else []
+
+
+def rss_changes(rounds: list[dict]) -> list[str]:
+    """The server's memory change since the round before ("" for the first)."""
+    rss = [r["server_rss_mb"] for r in rounds]
+    return ["", *(f"{b - a:+.1f}" for a, b in pairwise(rss))]
 
 
 def main() -> None:
@@ -197,7 +221,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--images", type=int, default=10)
-    parser.add_argument("--concurrent-rounds", type=int, default=4)
+    parser.add_argument("--concurrent-rounds", type=int, default=6)
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     run = (args.run or newest_run()).resolve()
@@ -224,6 +248,7 @@ def main() -> None:
         "clients": args.clients,
         "images": args.images,
         "concurrency": rounds,
+        "load_average_end": os.getloadavg(),
     }
     (args.out / "results-serve.json").write_text(json.dumps(results, indent=2) + "\n")
     (args.out / "results-serve.md").write_text(markdown(results))

@@ -1,21 +1,25 @@
 """`imgclf serve` on a tiny trained run: its HTTP API and its page in a real browser
 (Debian's Chromium driven by Playwright) give the probabilities of `imgclf predict`
 (TTA off), bad files get a message and the server goes on, nothing is fetched from the
-internet, and Ctrl-C (SIGTERM) ends it cleanly."""
+internet, and Ctrl-C (SIGTERM) ends it cleanly. On a tiny multi-label run, the API gives
+the tag set at the checkpoint's thresholds and `imgclf predict`'s sigmoid probabilities."""
 
 from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from helpers.cli import run_cli, run_dir_of, small_run_overrides, start_cli
 from helpers.folders import bad_uploads, extra_images, make_image_folder
@@ -224,14 +228,16 @@ def test_export_space_serves_the_model_from_a_virtualenv_without_imgclf(trained,
         capture_output=True, text=True, check=True,
     ).stdout.strip()  # fmt: skip
     Path(site, "project-packages.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    alone = subprocess.run([python, "-c", "import imgclf"], capture_output=True, text=True)
+    # Nor imgclf's source folder, when this test was given one on PYTHONPATH.
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    alone = subprocess.run([python, "-c", "import imgclf"], capture_output=True, text=True, env=env)
     assert "No module named 'imgclf'" in alone.stderr
     port = free_port()
     log = tmp / "space.log"
     with open(log, "w") as out:
         app = subprocess.Popen(
             [python, "app.py"], cwd=space, stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "GRADIO_SERVER_PORT": str(port)},
+            env={**env, "GRADIO_SERVER_PORT": str(port)},
         )  # fmt: skip
     try:
         client = Client(wait_for_page(f"http://127.0.0.1:{port}/", app, log), verbose=False)
@@ -249,6 +255,80 @@ def test_export_space_serves_the_model_from_a_virtualenv_without_imgclf(trained,
             app.wait(timeout=30)
         except subprocess.TimeoutExpired:
             app.kill()
+
+
+def start_page(*args: str, cwd: Path, log: Path):
+    """`imgclf serve <args>` on a free port: (address once it answers, process)."""
+    with open(log, "w") as out:
+        process = start_cli(
+            "serve", *args, f"port={free_port()}", f"paths.log_dir={cwd / 'logs'}",
+            cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    for _ in range(300):
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", log.read_text())
+        if found or process.poll() is not None:
+            break
+        time.sleep(1)
+    assert found, f"no address printed: {log.read_text()[-3000:]}"
+    return wait_for_page(found.group(1), process, log), process
+
+
+def test_a_multi_label_run_answers_with_its_tag_set_and_predicts_probabilities(tmp_path):
+    """A tiny Planet-style run; its checkpoint's thresholds set per tag to the middle of
+    that tag's answers, so that each tag is on for some images and off for others."""
+    import torch
+    from gradio_client import Client, handle_file
+    from test_multilabel import planet_folder
+
+    root = planet_folder(tmp_path / "planet")
+    result = run_cli(
+        "train", "data=csv", f"data.root={root}", "data.label_delim=' '", "data.suffix=.png",
+        "data.image_size=32", "data.batch_size=8", "data.num_workers=0", *TRAIN_ARGS,
+        f"paths.log_dir={tmp_path / 'logs'}", f"paths.cache_dir={tmp_path / 'cache'}",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = run_dir_of(result)
+    images = [*sorted((root / "test").glob("*.png")), *extra_images(tmp_path / "new")]
+    listing = ",".join(map(str, images))
+    predicted = run_cli(
+        "predict", f"ckpt={run_dir}", f"input=[{listing}]", "tta.n=0", "clip=null", cwd=tmp_path
+    )
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    with open(run_dir_of(predicted) / "submission_probs.csv") as f:
+        rows = list(csv.reader(f))
+    classes = rows[0][1:]
+    probs = {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
+    thresholds = [statistics.median(p[i] for p in probs.values()) for i in range(len(classes))]
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    checkpoint["imgclf"]["thresholds"] = thresholds
+    torch.save(checkpoint, run_dir / "checkpoints" / "tuned.ckpt")
+
+    url, process = start_page(
+        f"ckpt={run_dir / 'checkpoints' / 'tuned.ckpt'}", cwd=tmp_path, log=tmp_path / "serve.log"
+    )
+    try:
+        client = Client(url, verbose=False)
+        tag_sets = set()
+        for path in images:
+            bars, table = client.predict([handle_file(str(path))], api_name="/classify")
+            expected = dict(zip(classes, probs[path.stem], strict=True))
+            got = {c["label"]: c["confidence"] for c in bars["confidences"]}
+            assert got == pytest.approx(expected, abs=1e-6), path.name
+            on = [c for c, t in zip(classes, thresholds, strict=True) if expected[c] >= t]
+            assert sorted(bars["label"].split()) == sorted(on), path.name
+            assert [c["label"] for c in bars["confidences"]][: len(on)] == bars["label"].split()
+            assert not math.isclose(sum(got.values()), 1.0, abs_tol=1e-3)  # no softmax
+            tag_sets.add(bars["label"])
+            assert table.splitlines()[0] == "| file | predicted tags | other tags |"
+        assert len(tag_sets) > 1  # the thresholds decide: not every image gets the same tags
+        page = httpx.get(url, timeout=60).text + httpx.get(f"{url}config", timeout=60).text
+        assert (
+            "multi-label" in page and "best valid F2" in page and "best valid accuracy" not in page
+        )
+    finally:
+        process.terminate()
+        process.wait(timeout=60)
 
 
 def test_sigterm_ends_the_server_with_its_run_directory(trained, server):

@@ -44,7 +44,7 @@ def export_space(cfg: DictConfig, run_dir: Path) -> Path:
     """format=space: the folder `out` (default `<run>/space`) that serves the model with
     `python app.py` (see `imgclf.serving.space`), with the run's validation examples."""
     from imgclf.commands.startup import load_model_and_data
-    from imgclf.serving.card import run_card
+    from imgclf.serving.card import model_card_of
     from imgclf.serving.showcase import example_images
     from imgclf.serving.space import write_space
 
@@ -59,7 +59,7 @@ def export_space(cfg: DictConfig, run_dir: Path) -> Path:
         model, items = load_classifier(checkpoint), []
     size = input_size(model, input_size_of(cfg, model))
     classes = list(model.class_names)
-    card = run_card(checkpoint, classes, model.hparams.backbone, size)
+    card = model_card_of(checkpoint, model, size)
     examples = example_images(items, classes, per_class=2)
     write_space(model, out, card, examples, size)
     print(f"wrote {out}: app.py, requirements.txt, model.onnx, model.json; run it with")

@@ -15,7 +15,7 @@ from imgclf.training.checkpoints import find_checkpoint
 def serve(cfg: DictConfig) -> Path:
     """Load the checkpoint and its data settings, build the page and serve it."""
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from imgclf.serving.card import run_card
+    from imgclf.serving.card import model_card_of
     from imgclf.serving.classify import FileClassifier
     from imgclf.serving.page import build_page, launch_page
     from imgclf.serving.showcase import error_pictures, example_images
@@ -29,7 +29,7 @@ def serve(cfg: DictConfig) -> Path:
     classifier = FileClassifier(
         model, datamodule.eval_transform(size), classes, datamodule.max_pixels
     )
-    card = run_card(checkpoint, classes, model.hparams.backbone, size)
+    card = model_card_of(checkpoint, model, size)
     examples = example_images(items, classes, int(cfg.examples_per_class))
     run_dir = Path(card["run_directory"]) if card["run_directory"] else None
     page = build_page(classifier, card, examples, error_pictures(run_dir), int(cfg.top_k))

@@ -3,7 +3,9 @@ model card) and a tab with the run's mistakes. Its `classify` event is the HTTP 
 
 Offline by construction: analytics are off (also `GRADIO_ANALYTICS_ENABLED=False`, set
 before Gradio is imported) and the theme uses the system's fonts, so the browser fetches
-nothing but the page's own files from the server.
+nothing but the page's own files from the server. Its memory is bounded: Gradio keeps
+only a few sessions and events (`SESSIONS_KEPT`, `GRADIO_ANALYTICS_MAX_EVENTS`), and files
+are classified on one thread (`FileClassifier`).
 """
 
 from __future__ import annotations
@@ -12,14 +14,24 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Gradio's queue keeps a record of every event for its monitoring view, the last 10,000 by
+# default (about 1.4 kB each, measured); the page needs none of them.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
 import gradio as gr  # noqa: E402  (after the analytics switch)
+import numpy as np  # noqa: E402
 
 from imgclf.errors import UserError, one_line  # noqa: E402
 from imgclf.serving.card import card_markdown  # noqa: E402
-from imgclf.serving.classify import Answer, FileClassifier, ranked  # noqa: E402
+from imgclf.serving.classify import Answer, FileClassifier, label_value  # noqa: E402
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+# Gradio keeps a copy of the page's component settings for every session (browser tab or
+# API client) it has seen, 10,000 by default: about 25 kB each here, never freed before
+# that, so the server grows with every new client. The page keeps nothing per session
+# (no gr.State, no updated components), so a few suffice: an evicted session that comes
+# back gets a fresh copy.
+SESSIONS_KEPT = 20
 MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 
 
@@ -28,19 +40,36 @@ def offline_theme() -> gr.themes.Base:
     return gr.themes.Default(font=SYSTEM_FONTS, font_mono=MONO_FONTS)
 
 
-def results_markdown(answers: list[Answer], classes: list[str], top_k: int) -> str:
-    """One row per file: its top classes with probabilities (8 decimals), or why it has none."""
+def results_markdown(answers: list[Answer], classes: list[str], top_k: int, tags=False) -> str:
+    """One row per file, or why it has none. Single-label: its top classes with their
+    probabilities (8 decimals). Multi-label (`tags`): the predicted tags (at or above their
+    thresholds) with their probabilities, then every other tag's."""
     if not answers:
         return "Upload one or more images (or drop them above)."
-    rows = ["| file | top classes |", "|---|---|"]
+    header = "| file | predicted tags | other tags |" if tags else "| file | top classes |"
+    rows = [header, "|---|---|---|" if tags else "|---|---|"]
     for answer in answers:
         name = answer.name.replace("|", "\\|")
         if answer.probs is None:
-            rows.append(f"| {name} | **not classified:** {answer.error} |")
+            rows.append(f"| {name} | **not classified:** {answer.error} |" + (" |" if tags else ""))
+        elif tags:
+            others = [i for i in ranked_indices(answer.probs) if i not in answer.chosen]
+            shown = listed(answer.probs, classes, answer.chosen) or "none"
+            rest = listed(answer.probs, classes, others) or "none"
+            rows.append(f"| {name} | {shown} | {rest} |")
         else:
-            top = ranked(answer.probs, classes, top_k)
-            rows.append(f"| {name} | " + ", ".join(f"{c} {p:.8f}" for c, p in top.items()) + " |")
+            rows.append(
+                f"| {name} | {listed(answer.probs, classes, ranked_indices(answer.probs)[:top_k])} |"
+            )
     return "\n".join(rows)
+
+
+def ranked_indices(probs) -> list[int]:
+    return [int(i) for i in np.argsort(-probs, kind="stable")]
+
+
+def listed(probs, classes: list[str], indices: list[int]) -> str:
+    return ", ".join(f"{classes[i]} {probs[i]:.8f}" for i in indices)
 
 
 def upload_paths(files) -> list[str]:
@@ -51,21 +80,27 @@ def upload_paths(files) -> list[str]:
     return [str(getattr(f, "name", f)) for f in files]
 
 
-def first_label(answers: list[Answer], classes: list[str]) -> dict[str, float] | None:
-    """The bars: the first classified file's probabilities."""
+def first_label(answers: list[Answer], classes: list[str], top_k: int) -> dict | None:
+    """The bars: the first classified file's decoded labels and probabilities."""
     for answer in answers:
         if answer.probs is not None:
-            return ranked(answer.probs, classes)
+            return label_value(answer, classes, top_k)
     return None
+
+
+def shown(answers: list[Answer], classifier: FileClassifier, top_k: int) -> tuple:
+    """(bars, table) of some answers, as the page (and the API) gives them."""
+    classes = classifier.classes
+    return first_label(answers, classes, top_k), results_markdown(
+        answers, classes, top_k, tags=classifier.multi_label
+    )
 
 
 def classify_event(classifier: FileClassifier, top_k: int):
     """The page's (and the API's) function: files -> (bars, table)."""
 
     def classify(files):
-        answers = classifier.classify_all(upload_paths(files))
-        label = first_label(answers, classifier.classes)
-        return label, results_markdown(answers, classifier.classes, top_k)
+        return shown(classifier.classify_all(upload_paths(files)), classifier, top_k)
 
     return classify
 
@@ -76,9 +111,7 @@ def example_event(classifier: FileClassifier, examples: list, top_k: int):
     def classify_example(evt: gr.SelectData):
         path, truth = examples[evt.index]
         answers = [classifier.classify(path, name=f"{path.name} (labelled {truth})")]
-        return first_label(answers, classifier.classes), results_markdown(
-            answers, classifier.classes, top_k
-        )
+        return shown(answers, classifier, top_k)
 
     return classify_example
 
@@ -106,7 +139,7 @@ def build_page(
                     )
                     button = gr.Button("Classify", variant="primary", elem_id="classify")
                 with gr.Column():
-                    bars = gr.Label(num_top_classes=top_k, label="Top classes", elem_id="bars")
+                    bars = gr.Label(label=bars_title(classifier), elem_id="bars")
                     table = gr.Markdown(results_markdown([], [], top_k), elem_id="results")
             gallery = gr.Gallery(
                 [(str(path), truth) for path, truth in examples],
@@ -126,15 +159,20 @@ def build_page(
         classify = classify_event(classifier, top_k)
         # Outside Gradio's queue: one POST answers (/gradio_api/run/classify), about 190 ms
         # faster a call than the queue's event stream; the classifier's lock still runs
-        # one model call at a time.
-        button.click(
-            classify, inputs=files, outputs=[bars, table], api_name="classify", queue=False
-        )
-        files.upload(classify, inputs=files, outputs=[bars, table], api_name=False)
-        gallery.select(
-            example_event(classifier, examples, top_k), outputs=[bars, table], api_name=False
-        )
+        # one model call at a time. The events return the bars' data themselves
+        # (`label_value`), so postprocessing is off: Label's own would head a tag set with
+        # its most probable tag.
+        events = {"outputs": [bars, table], "postprocess": False}
+        button.click(classify, inputs=files, api_name="classify", queue=False, **events)
+        files.upload(classify, inputs=files, api_name=False, **events)
+        gallery.select(example_event(classifier, examples, top_k), api_name=False, **events)
     return page
+
+
+def bars_title(classifier: FileClassifier) -> str:
+    if classifier.multi_label:
+        return "Predicted tags (at or above their threshold), then the others"
+    return "Top classes"
 
 
 def launch_page(
@@ -158,6 +196,7 @@ def launch_page(
             footer_links=["api"],
             # No run history: it offers to save calls to a Hugging Face bucket (online).
             run_history=False,
+            state_session_capacity=SESSIONS_KEPT,
             prevent_thread_lock=True,
         )
     except OSError as err:  # Gradio's "Cannot find empty port"

@@ -12,14 +12,18 @@ ERROR_PICTURES = (
 )
 
 
-def example_images(items: list[tuple[Path, int]], classes: list[str], per_class: int) -> list:
-    """(path, class name) of the first `per_class` validation images of every class."""
+def example_images(items: list[tuple[Path, int | tuple]], classes: list[str], per_class: int):
+    """(path, label) of the first `per_class` validation images of every class. A
+    multi-label item (a tuple of tag indices) counts for each of its tags and is taken while
+    one of them has fewer than `per_class`; its label is its tags, space-separated."""
     taken: dict[int, int] = {}
     examples = []
     for path, label in items:
-        if taken.get(label, 0) < per_class:
-            taken[label] = taken.get(label, 0) + 1
-            examples.append((Path(path), classes[label]))
+        tags = label if isinstance(label, tuple) else (label,)
+        if any(taken.get(tag, 0) < per_class for tag in tags):
+            for tag in tags:
+                taken[tag] = taken.get(tag, 0) + 1
+            examples.append((Path(path), " ".join(classes[tag] for tag in tags)))
     return examples
 
 

@@ -59,7 +59,8 @@ def write_space(model, out: Path, card: dict, examples: list[tuple[Path, str]], 
     folder = out / "examples"
     folder.mkdir(exist_ok=True)
     for index, (path, label) in enumerate(examples):
-        shutil.copyfile(path, folder / f"{index:02d}_{label}{Path(path).suffix.lower()}")
+        name = label.replace(" ", "+")  # a multi-label example: its tags
+        shutil.copyfile(path, folder / f"{index:02d}_{name}{Path(path).suffix.lower()}")
     return out
 
 

@@ -5,7 +5,9 @@ and so does any machine with `pip install -r requirements.txt && python app.py`.
 
 The preprocessing follows model.json's description of what `imgclf predict` does (TTA
 off): JPEG reduced-scale decoding, EXIF orientation, RGB, short-side resize with PIL's
-filter, centre crop, pixels / 255.
+filter, centre crop, pixels / 255. The model outputs probabilities (its activation is part
+of it); the answer is the top class, or for a multi-label model every tag at or above its
+threshold in model.json.
 """
 
 from __future__ import annotations
@@ -52,15 +54,38 @@ def preprocess(path: str, card: dict) -> np.ndarray:
     return crop.transpose(2, 0, 1)
 
 
+def decoded(probs: np.ndarray, card: dict) -> list[int]:
+    """The label indices to show as the answer, most probable first: the top class, or
+    for a multi-label model (`"task": "multi"`) every tag at or above its threshold
+    (model.json's `thresholds`), as `imgclf predict` decodes them."""
+    if card.get("task") != "multi":
+        return [int(np.argmax(probs))]
+    limits = np.array([card["thresholds"][name] for name in card["classes"]])
+    return sorted(np.flatnonzero(probs >= limits).tolist(), key=lambda i: -probs[i])
+
+
+def label_value(probs: np.ndarray, card: dict, top_k: int = 5) -> dict:
+    """Gradio's Label data: the heading is the answer (the top class, or the predicted
+    tags, space-separated, "" when none); the bars are those labels, then the most probable
+    others, `top_k` in all (or every predicted tag, when there are more)."""
+    names, chosen = card["classes"], decoded(probs, card)
+    rest = [int(i) for i in np.argsort(-probs, kind="stable") if i not in chosen]
+    shown = [*chosen, *rest][: max(top_k, len(chosen))]
+    return {
+        "label": " ".join(names[i] for i in chosen),
+        "confidences": [{"label": names[i], "confidence": float(probs[i])} for i in shown],
+    }
+
+
 def classifier(folder: Path):
-    """The page's function: an image file -> {class: probability}; a message for a file
-    that is not an image."""
+    """The page's function: an image file -> the bars' data (`label_value`); a message for
+    a file that is not an image."""
     card = json.loads((folder / "model.json").read_text())
     session = onnxruntime.InferenceSession(
         str(folder / "model.onnx"), providers=["CPUExecutionProvider"]
     )
 
-    def classify(path: str | None) -> dict[str, float] | None:
+    def classify(path: str | None) -> dict | None:
         if not path:
             return None
         try:
@@ -68,25 +93,32 @@ def classifier(folder: Path):
         except Exception:  # PIL raises many types for files that are no image
             raise gr.Error(f"{Path(path).name}: not an image this page can read") from None
         probs = session.run(None, {"images": pixels[None]})[0][0]
-        return {name: float(p) for name, p in zip(card["classes"], probs, strict=True)}
+        return label_value(probs, card)
 
     return classify, card
 
 
-def build(folder: Path = HERE) -> gr.Interface:
+def build(folder: Path = HERE) -> gr.Blocks:
     classify, card = classifier(folder)
     examples = sorted(str(p) for p in (folder / "examples").glob("*") if p.is_file())
     about = (folder / "card.md").read_text() if (folder / "card.md").is_file() else ""
-    return gr.Interface(
-        classify,
-        gr.File(label="Image", file_types=None),
-        gr.Label(num_top_classes=min(5, len(card["classes"])), label="Top classes"),
-        title=f"{card['backbone']}: {', '.join(card['classes'][:12])}",
-        article=about,
-        examples=[[path] for path in examples] or None,
-        api_name="classify",
-        flagging_mode="never",
-    )
+    multi = card.get("task") == "multi"
+    title = f"{card['backbone']}: {', '.join(card['classes'][:12])}"
+    with gr.Blocks(title=title) as page:
+        gr.Markdown(f"# {title}")
+        with gr.Row():
+            with gr.Column():
+                image = gr.File(label="Image", file_types=None)
+                button = gr.Button("Classify", variant="primary")
+            bars = gr.Label(label="Predicted tags, then the others" if multi else "Top classes")
+        if examples:
+            gr.Examples([[path] for path in examples], inputs=[image])
+        gr.Markdown(about)
+        # The function returns the Label data itself (postprocess off): Gradio's own
+        # postprocessing would head a tag set with its most probable tag.
+        button.click(classify, image, bars, api_name="classify", postprocess=False)
+        image.change(classify, image, bars, api_name=False, postprocess=False)
+    return page
 
 
 if __name__ == "__main__":
