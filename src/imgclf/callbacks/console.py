@@ -56,7 +56,9 @@ def bar_description(epoch: int, epochs: int | None, width: int = 0) -> str:
 
 class EpochProgressBar(RichProgressBar):
     """Lightning's Rich progress bar, its epochs counted from 1 as the epoch lines count
-    them (Lightning's own says `Epoch 0/14` for the first of fifteen)."""
+    them (Lightning's own says `Epoch 0/14` for the first of fifteen). Lightning has no
+    public setting for the label, so this overrides the method that makes it; the trained
+    run in tests/test_train_cli.py checks what the bar prints."""
 
     def _get_train_description(self, current_epoch: int) -> str:
         epochs = self.trainer.max_epochs if self.trainer.max_epochs not in (None, -1) else None
