@@ -115,5 +115,5 @@ def test_sigterm_stops_every_rank_once_and_the_run_resumes(tmp_path, group):
     assert result.returncode == 0, result.stderr[-3000:]
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["global_step"] == 4 * STEPS_PER_EPOCH
-    assert [h["epoch"] for h in summary["history"]] == [0, 1, 2, 3]
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3, 4]
     assert summary["resumed_from"] == str(saved)

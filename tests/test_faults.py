@@ -100,7 +100,7 @@ def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, s
     # No lost batch and no lost validation: every epoch's metrics, as uninterrupted.
     whole_summary = json.loads((whole / "summary.json").read_text())
     summary = json.loads((run_dir / "summary.json").read_text())
-    assert [h["epoch"] for h in summary["history"]] == [0, 1, 2]
+    assert [h["epoch"] for h in summary["history"]] == [1, 2, 3]  # counted from 1
     for got_epoch, expected_epoch in zip(summary["history"], whole_summary["history"], strict=True):
         assert got_epoch.pop("stage", None) == expected_epoch.pop("stage", None)
         assert got_epoch == pytest.approx(expected_epoch, rel=1e-6, abs=1e-7)
@@ -108,7 +108,7 @@ def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, s
     # The CSV log was continued: the validation of the first stage, before the stop, is there.
     with open(run_dir / "csv" / "metrics.csv", newline="") as stream:
         rows = [row for row in csv.DictReader(stream) if row.get("valid/acc")]
-    assert [int(float(row["epoch"])) for row in rows] == [0, 1, 2]
+    assert [int(float(row["epoch"])) for row in rows] == [1, 2, 3]
 
     # last.ckpt closes the finished run; resuming it says so and rewrites nothing.
     last = read_checkpoint(run_dir / "checkpoints" / "last.ckpt")

@@ -86,6 +86,21 @@ def test_training_chooses_multi_label_and_keeps_a_validated_threshold(multi_run)
 
 
 @pytest.mark.slow
+def test_summary_json_records_each_stage_size_and_the_best_weights_size(multi_run):
+    run_dir, _, _ = multi_run
+    summary = json.loads((run_dir / "summary.json").read_text())
+    sizes = {stage["name"]: stage["image_size"] for stage in summary["stages"]}
+    assert sizes == {"head": 32, "finetune": 64}
+    best = summary["best_weights"]
+    assert best["image_size"] == sizes[best["stage"]] == summary["image_size"]
+    # What evaluate, predict and export take: best.ckpt, at that size.
+    checkpoint = torch.load(
+        run_dir / "checkpoints" / "best.ckpt", map_location="cpu", weights_only=True
+    )
+    assert checkpoint["imgclf"]["image_size"] == summary["image_size"]
+
+
+@pytest.mark.slow
 def test_evaluate_writes_per_tag_scores_and_top_losses_with_tag_sets(multi_run):
     run_dir, _, tmp = multi_run
     result = run_cli("evaluate", f"ckpt={run_dir}", "tta.n=0", cwd=tmp)

@@ -72,10 +72,10 @@ def test_a_stage_stopped_early_hands_over_to_the_next_stage(ema_run):
     assert "did not improve" in frozen["stopped_early"]
     assert unfrozen["epochs"] == 2 and "stopped_early" not in unfrozen
     assert [(h["epoch"], h["stage"]) for h in summary["history"]] == [
-        (0, "frozen"),
         (1, "frozen"),
-        (2, "unfrozen"),
+        (2, "frozen"),
         (3, "unfrozen"),
+        (4, "unfrozen"),
     ]
     assert summary["epochs"] == 4
     assert "stage 'frozen' stopped early after 2 of 3 epochs" in result.stdout

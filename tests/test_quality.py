@@ -36,22 +36,29 @@ def test_no_warning_when_the_last_stage_is_at_least_as_good():
 
 
 def test_best_weights_maps_the_best_epoch_to_its_stage():
+    # Epochs counted from 1 across the stages: 1-2 head, 3-9 finetune.
     history = [
-        {"epoch": 0, "valid/acc": 0.7},
-        {"epoch": 1, "valid/acc": 0.808},
-        {"epoch": 2, "valid/acc": 0.75},
-        {"epoch": 8, "valid/acc": 0.808},  # a tie later: the first one is kept
+        {"epoch": 1, "valid/acc": 0.7},
+        {"epoch": 2, "valid/acc": 0.808},
+        {"epoch": 3, "valid/acc": 0.75},
+        {"epoch": 9, "valid/acc": 0.808},  # a tie later: the first one is kept
     ]
     assert best_weights(history, STAGES) == {
         "stage": "head",
-        "epoch": 1,
+        "epoch": 2,
         "image_size": 64,
         "valid/acc": 0.808,
     }
-    history.append({"epoch": 5, "valid/acc": 0.9})
+    history.append({"epoch": 3, "valid/acc": 0.9})  # the first epoch of the second stage
     assert best_weights(history, STAGES)["stage"] == "finetune"
     assert best_weights(history, STAGES)["image_size"] == 96  # the size best.ckpt holds
-    assert stage_of_epoch(9, STAGES) == {}
+    assert [stage_of_epoch(e, STAGES).get("name") for e in (1, 2, 3, 9)] == [
+        "head",
+        "head",
+        "finetune",
+        "finetune",
+    ]
+    assert stage_of_epoch(10, STAGES) == {} and stage_of_epoch(0, STAGES)["name"] == "head"
     assert best_weights([], STAGES) == {}
 
 
@@ -118,7 +125,7 @@ def run_result(system, acc, seconds, stages=None):
         "sizes": {"train": 6, "valid": 2, "test": 2},
         "load_average": [1.0, 1.0],
         "stages": stages or [{"name": "head", "epochs": 1, "seconds": 1.0, "valid_acc": 0.5}],
-        "best": {"stage": "head", "epoch": 0},
+        "best": {"stage": "head", "epoch": 1},
     }
 
 

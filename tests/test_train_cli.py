@@ -2,6 +2,7 @@
 
 import csv
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import torch
 from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.folders import make_image_folder
 from helpers.wandb_log import read_wandb_offline_run
+
+from imgclf.training.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -61,7 +64,7 @@ def test_summary_json_reports_the_run(trained_run):
     run_dir = run_dir_of(result)
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["backbone"] == "tf_efficientnet_lite0"
-    assert summary["image_size"] == 32
+    assert summary["image_size"] == summary["best_weights"]["image_size"] == 32
     assert summary["epochs"] == 15
     assert summary["recipe"] == "lesson1"
     assert summary["classes"] == ["cats", "dogs"]
@@ -81,13 +84,14 @@ def test_summary_json_reports_the_run(trained_run):
     # The best checkpoint holds the whole model, head sized for the two classes.
     checkpoint = torch.load(best, map_location="cpu", weights_only=True)
     assert checkpoint["state_dict"]["head.8.weight"].shape == (2, 512)
-    # best.ckpt holds the best validated epoch of all stages, and the summary says which.
-    assert checkpoint["epoch"] == summary["best_epoch"]
+    # best.ckpt holds the best validated epoch of all stages, and the summary says which
+    # (counted from 1; the checkpoint keeps Lightning's own counter, from 0).
+    assert checkpoint["epoch"] + 1 == summary["best_epoch"]
     weights = summary["best_weights"]
     assert weights["epoch"] == summary["best_epoch"]
     assert weights["valid/acc"] == summary["best_valid_acc"]
-    assert weights["stage"] == ("head" if weights["epoch"] < 10 else "finetune")
-    assert f"stage {weights['stage']!r}, epoch {weights['epoch'] + 1};" in result.stdout
+    assert weights["stage"] == ("head" if weights["epoch"] <= 10 else "finetune")
+    assert f"stage {weights['stage']!r}, epoch {weights['epoch']};" in result.stdout
     head, finetune = summary["stages"]
     assert bool(summary["stage_warnings"]) == (finetune["valid_acc"] < head["valid_acc"])
 
@@ -140,7 +144,7 @@ def test_one_logger_run_with_a_continuous_step_and_per_group_lrs(trained_run):
     steps = [int(r["step"]) for r in rows if r.get("lr-GroupedAdamW/head")]
     assert steps == sorted(steps) and len(set(steps)) == len(steps)
     epochs = sorted({int(r["epoch"]) for r in rows if r.get("valid/acc")})
-    assert epochs == list(range(15))
+    assert epochs == list(range(1, 16))  # counted from 1, as the console and summary.json
 
 
 def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
@@ -221,3 +225,53 @@ def test_the_wandb_run_holds_config_metrics_plots_tables_summary_and_model(train
         result.stdout.count("W&B: logging offline") + result.stderr.count("W&B: logging offline")
         == 1
     )
+
+
+def test_the_console_and_summary_json_count_epochs_and_steps_from_1(trained_run):
+    """One count (`imgclf.reporting.counting`): epoch n is the n-th epoch of the run, step s
+    the s-th optimizer step, on the console, in the progress bar and in summary.json."""
+    result, _ = trained_run
+    summary = json.loads((run_dir_of(result) / "summary.json").read_text())
+    lines = [line.split(":")[0] for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert lines == [f"epoch {n}/10 (head)" for n in range(1, 11)] + [
+        f"epoch {n}/15 (finetune)" for n in range(11, 16)
+    ]
+    # The progress bar says what the epoch lines say (Lightning's own: `Epoch 0/9`).
+    bars = set(re.findall(r"Epoch (\d+)/(\d+)", result.stdout))
+    assert ("10", "10") in bars and ("15", "15") in bars and all(e != "0" for e, _ in bars)
+    history = summary["history"]
+    assert [h["epoch"] for h in history] == list(range(1, 16))
+    steps = [h["step"] for h in history]
+    assert steps == sorted(set(steps)) and steps[0] >= 1 and steps[-1] == summary["global_step"]
+    best = summary["best_epoch"]
+    assert best == summary["best_weights"]["epoch"] and history[best - 1]["epoch"] == best
+    assert history[best - 1]["valid/acc"] == summary["best_valid_acc"]
+    assert f"at epoch {best} (best weights: stage " in result.stdout
+    # The checkpoint keeps Lightning's own counter (from 0): the same epoch.
+    assert read_checkpoint(summary["best_checkpoint"])["epoch"] + 1 == best
+
+
+def test_csv_tensorboard_and_wandb_log_each_validation_at_summary_json_numbers(trained_run):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    result, _ = trained_run
+    run_dir = run_dir_of(result)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    expected = [(h["epoch"], h["step"]) for h in summary["history"]]
+    with open(run_dir / "csv" / "metrics.csv", newline="") as stream:
+        rows = [r for r in csv.DictReader(stream) if r.get("valid/acc")]
+    assert [(int(float(r["epoch"])), int(r["step"])) for r in rows] == expected
+
+    (offline,) = (run_dir / "wandb").glob("offline-run-*")
+    wandb = read_wandb_offline_run(offline)
+    logged = [r for r in wandb["rows"] if "valid/acc" in r]
+    assert [(r["epoch"], r["trainer/global_step"]) for r in logged] == expected
+    # Every row (metrics, learning rates, pictures) on the same axis: 0 (the batch picture,
+    # before training) up to the run's last step.
+    assert min(wandb["steps"]) == 0 and max(wandb["steps"]) == summary["global_step"]
+    values = wandb["summary_values"]
+    assert (values["best_epoch"], values["epochs"]) == (summary["best_epoch"], 15)
+
+    events = EventAccumulator(str(run_dir / "tensorboard"))
+    events.Reload()
+    assert set(expected) <= {(int(e.value), e.step) for e in events.Scalars("epoch")}

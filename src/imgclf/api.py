@@ -160,7 +160,7 @@ def plot_history(records: list[dict]):
     for index, record in enumerate(records):
         if index:
             starts[record["name"]] = len(history)
-        history += [{**h, "epoch": len(history) + i} for i, h in enumerate(record["history"])]
+        history += [{**h, "epoch": len(history) + i + 1} for i, h in enumerate(record["history"])]
     return history_figure(history, starts)
 
 

@@ -1,13 +1,16 @@
-"""One console line per epoch: the stage, the epoch, its mean train loss and the
-validation metrics, and how long it took."""
+"""What the console shows while a run trains: one line per epoch (the stage, the epoch,
+its mean train loss and the validation metrics, and how long it took), the progress bar
+(epochs counted from 1 like the lines) and a one-line model summary."""
 
 from __future__ import annotations
 
 import time
 
 import lightning as L
-from lightning.pytorch.callbacks import ModelSummary
+from lightning.pytorch.callbacks import ModelSummary, RichProgressBar
 from lightning.pytorch.utilities.model_summary import get_human_readable_count
+
+from imgclf.reporting.counting import epoch_number
 
 # (metric, label) in the order printed.
 EPOCH_METRICS = (
@@ -41,8 +44,26 @@ class EpochSummary(L.Callback):
         seconds = time.perf_counter() - self.started
         stage = getattr(getattr(pl_module, "plan", None), "name", "train")
         metrics = {k: v for k, v in trainer.callback_metrics.items()}
-        line = epoch_line(stage, trainer.current_epoch + 1, trainer.max_epochs, metrics, seconds)
-        print(line, flush=True)
+        epoch = epoch_number(trainer.current_epoch)
+        print(epoch_line(stage, epoch, trainer.max_epochs, metrics, seconds), flush=True)
+
+
+def bar_description(epoch: int, epochs: int | None, width: int = 0) -> str:
+    """The progress bar's `Epoch 3/15`, padded to `width` (the validation bar's label)."""
+    text = f"Epoch {epoch}" + (f"/{epochs}" if epochs else "")
+    return f"{text:{width}}"
+
+
+class EpochProgressBar(RichProgressBar):
+    """Lightning's Rich progress bar, its epochs counted from 1 as the epoch lines count
+    them (Lightning's own says `Epoch 0/14` for the first of fifteen). Lightning has no
+    public setting for the label, so this overrides the method that makes it; the trained
+    run in tests/test_train_cli.py checks what the bar prints."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        epochs = self.trainer.max_epochs if self.trainer.max_epochs not in (None, -1) else None
+        width = len(self.validation_description)
+        return bar_description(epoch_number(current_epoch), epochs, width)
 
 
 class CompactModelSummary(ModelSummary):

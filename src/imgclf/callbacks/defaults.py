@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import lightning as L
-from lightning.pytorch.callbacks import LearningRateMonitor, RichProgressBar
+from lightning.pytorch.callbacks import LearningRateMonitor
 
 from imgclf.callbacks.clip import ClipProbabilities
-from imgclf.callbacks.console import CompactModelSummary, EpochSummary
+from imgclf.callbacks.console import CompactModelSummary, EpochProgressBar, EpochSummary
 from imgclf.callbacks.early_stop import StageEarlyStopping, check_monitor
 from imgclf.callbacks.ema import EMAWeights
 from imgclf.callbacks.interrupt import SaveOnInterrupt
@@ -49,7 +49,7 @@ def console_callbacks() -> list[L.Callback]:
     """The LR monitor, Rich progress bar, model summary and one line per epoch."""
     return [
         LearningRateMonitor(logging_interval="step"),
-        RichProgressBar(),
+        EpochProgressBar(),
         CompactModelSummary(max_depth=1),
         EpochSummary(),
     ]

@@ -57,12 +57,5 @@ class MisclassificationViews(Callback):
             seed=self.seed + epoch,
         )
         self.last = write_error_analysis(
-            analysis, self.out_dir, loggers=trainer.loggers, step=logging_step(trainer)
+            analysis, self.out_dir, loggers=trainer.loggers, step=trainer.global_step
         )
-
-
-def logging_step(trainer) -> int:
-    """The step Lightning logs metrics at now, the loggers' x axis. In the validation at an
-    epoch's end it trails `global_step` by one (the batch counter moves on after it), so
-    pictures logged at `global_step` would put the step axis back when the metrics follow."""
-    return int(trainer.fit_loop.epoch_loop._batches_that_stepped)

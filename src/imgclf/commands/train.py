@@ -155,13 +155,12 @@ def closing_block(summary: dict, run_dir: Path) -> str:
 
     clipped = summary.get("valid_logloss_clipped")
     clipped_text = f" (clipped {clipped:.4f})" if clipped is not None else ""
-    best_epoch = summary.get("best_epoch")
-    # Counted from 1, as the per-epoch lines are (summary.json counts from 0).
-    epoch_text = f" at epoch {best_epoch + 1}" if best_epoch is not None else ""
+    best_epoch = summary.get("best_epoch")  # counted from 1, as everywhere
+    epoch_text = f" at epoch {best_epoch}" if best_epoch is not None else ""
     origin = summary.get("best_weights") or {}
     if origin.get("stage"):
         epoch_text += (
-            f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch'] + 1}; "
+            f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch']}; "
             "checkpoints/best.ckpt)"
         )
     return "\n".join(
@@ -185,11 +184,14 @@ def run_summary(
     decode_failures = datamodule.report_decode_failures()
     monitor = model.task.monitor  # valid/acc, or valid/fbeta for multi-label
     best = best_record(history, monitor)
+    origin = best_weights(history, stage_records, monitor)
     checkpoint = trainer.checkpoint_callback
     return {
         "backbone": model.hparams.backbone,
         "weights": model.hparams.weights,
-        "image_size": datamodule.image_size,
+        # The size the handed-over weights were trained at (evaluate, predict and export use
+        # it); each stage's is in its record.
+        "image_size": handed_over_size(origin, stage_records, datamodule.image_size),
         "recipe": cfg.recipe.get("name"),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,
@@ -199,7 +201,7 @@ def run_summary(
         "best_valid_acc": best.get("valid/acc"),
         "best_epoch": best.get("epoch"),
         # The stage and epoch of the weights in best.ckpt (what evaluate/predict/export take).
-        "best_weights": best_weights(history, stage_records, monitor),
+        "best_weights": origin,
         "stage_warnings": [r["warning"] for r in stage_records if r.get("warning")],
         "valid_logloss": best.get("valid/logloss"),
         "valid_logloss_clipped": best.get("valid/logloss_clipped"),
@@ -218,6 +220,13 @@ def run_summary(
         "last_checkpoint": checkpoint.last_model_path if checkpoint else None,
         "history": history,
     }
+
+
+def handed_over_size(origin: dict, stage_records: list[dict], default: int) -> int:
+    """The image size of the weights a run hands over: best.ckpt's (`origin`, from
+    `best_weights`), else the last stage's (no validation ran), else `default`."""
+    sizes = [origin.get("image_size")] + [r.get("image_size") for r in reversed(stage_records)]
+    return next((int(size) for size in sizes if size), int(default))
 
 
 def task_summary(model, best: dict, best_checkpoint: str | None) -> dict:

@@ -118,11 +118,12 @@ def batch_figure(images: list[np.ndarray], labels: list[str], columns: int = 4):
 
 
 def history_figure(history: list[dict], stage_starts: dict[str, int] | None = None):
-    """Train and valid loss (left axis) and valid accuracy (right axis) per epoch, with a
-    dashed line where each stage after the first begins."""
+    """Train and valid loss (left axis) and valid accuracy (right axis) per epoch (the
+    records' `epoch`, counted from 1), with a dashed line where each stage after the first
+    begins (`stage_starts`: the epochs before it)."""
     fig = new_figure((7, 4))
     ax = fig.subplots()
-    epochs = [int(h["epoch"]) + 1 for h in history]
+    epochs = [int(h["epoch"]) for h in history]  # counted from 1
     for key, label, style in (
         ("train/loss_epoch", "train loss", "-o"),
         ("valid/logloss", "valid loss", "-s"),

@@ -11,6 +11,7 @@ import numpy as np
 from imgclf.evaluation.pictures import confusion_figure, thumbnail, view_grid_figure
 from imgclf.evaluation.views import SINGLE, VIEWS, ErrorAnalysis
 from imgclf.reporting import log_picture, save_figure
+from imgclf.reporting.loggers import handed_step
 
 TABLE_COLUMNS = ["image", "true", "predicted", "probability", "loss", "path"]
 
@@ -44,7 +45,7 @@ def write_error_analysis(
     prefix: str = "valid",
 ) -> dict:
     """`out_dir/views/<view>.png|csv` and `out_dir/confusion.png|csv`; the grids (and W&B
-    tables) go to the loggers. Returns {"views": {view: rows}, "confusion": matrix}."""
+    tables) go to the loggers at step number `step` (optimizer steps done). Returns {"views": {view: rows}, "confusion": matrix}."""
     out_dir = Path(out_dir)
     shown: dict[str, list[dict]] = {}
     for name in analysis.views:
@@ -82,7 +83,9 @@ def log_view(loggers, key: str, rows: list[dict], grid: Path, step: int | None) 
                 ]
                 for r in rows
             ]
-            logger.log_table(key=f"{key}_table", columns=TABLE_COLUMNS, data=data, step=step)
+            logger.log_table(
+                key=f"{key}_table", columns=TABLE_COLUMNS, data=data, step=handed_step(step)
+            )
 
 
 def write_predictions(path: Path, items, probs: np.ndarray, classes: list[str]) -> Path:

@@ -1,5 +1,6 @@
 """Logger helpers: W&B without an account (online when credentials exist, offline
-otherwise), pictures to every logger that takes images, and the run summary in W&B."""
+otherwise), pictures to every logger that takes images, the run summary in W&B, and
+loggers that record epochs and steps counted from 1 (`imgclf.reporting.counting`)."""
 
 from __future__ import annotations
 
@@ -12,9 +13,11 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger, csv_logs
+from lightning.pytorch.loggers import WandbLogger, csv_logs, tensorboard
 from lightning.pytorch.loggers.logger import rank_zero_experiment
 from lightning.pytorch.utilities import rank_zero_info
+
+from imgclf.reporting.counting import epoch_number, lightning_step, step_number
 
 MODES = ("auto", "online", "offline", "disabled")
 
@@ -130,7 +133,18 @@ class NoRun:
         return lambda *args, **kwargs: None
 
 
-class SafeWandbLogger(WandbLogger):
+class CountFromOne:
+    """Mixed into a Lightning logger: its `epoch` column and its step axis count from 1, as
+    the console, the progress bar and summary.json do (see `imgclf.reporting.counting`).
+    Lightning hands loggers its own counters, from 0; this is the one place they change."""
+
+    def log_metrics(self, metrics, step: int | None = None) -> None:
+        if "epoch" in metrics:
+            metrics = {**metrics, "epoch": epoch_number(metrics["epoch"])}
+        super().log_metrics(metrics, None if step is None else step_number(step))
+
+
+class SafeWandbLogger(CountFromOne, WandbLogger):
     """A WandbLogger whose failures (no server, a network error mid-run) are one warning,
     after which it logs nothing: W&B never stops training."""
 
@@ -201,16 +215,26 @@ def write_run_summary(loggers: list, summary: dict) -> None:
             logger.experiment.summary.update(values)
 
 
+def handed_step(step: int | None) -> int | None:
+    """What to pass a logger's `log_image`/`log_table` for step number `step` (optimizer
+    steps done; 0 before training): Lightning's count, which `CountFromOne` turns back."""
+    return None if step is None else lightning_step(step)
+
+
 def log_picture(loggers, key: str, path: Path, step: int | None = None) -> None:
-    """A PNG to the loggers that take images (W&B, TensorBoard)."""
+    """A PNG to the loggers that take images (W&B, TensorBoard), at step number `step`
+    (optimizer steps done, as summary.json counts them)."""
     from PIL import Image
 
     for logger in loggers:
         if isinstance(logger, WandbLogger):
-            logger.log_image(key=key, images=[str(path)], step=step)
-        elif isinstance(logger, TensorBoardLogger):
+            logger.log_image(key=key, images=[str(path)], step=handed_step(step))
+        elif isinstance(logger, tensorboard.TensorBoardLogger):
             image = np.asarray(Image.open(path).convert("RGB"))
-            logger.experiment.add_image(key, image, global_step=step or 0, dataformats="HWC")
+            at = step or 0
+            if not isinstance(logger, CountFromOne):  # Lightning's own count, from 0
+                at = max(0, lightning_step(at))
+            logger.experiment.add_image(key, image, global_step=at, dataformats="HWC")
 
 
 class AppendingExperimentWriter(csv_logs.ExperimentWriter):
@@ -222,9 +246,10 @@ class AppendingExperimentWriter(csv_logs.ExperimentWriter):
                 self.metrics_keys = sorted(next(csv.reader(stream), []))
 
 
-class CSVLogger(csv_logs.CSVLogger):
-    """Lightning's CSVLogger; a resumed run appends to its metrics.csv (Lightning's own
-    deletes the file when a logger starts in a directory that has one)."""
+class CSVLogger(CountFromOne, csv_logs.CSVLogger):
+    """Lightning's CSVLogger, epochs and steps counted from 1; a resumed run appends to its
+    metrics.csv (Lightning's own deletes the file when a logger starts in a directory that
+    has one)."""
 
     @property
     @rank_zero_experiment
@@ -233,3 +258,7 @@ class CSVLogger(csv_logs.CSVLogger):
             self._fs.makedirs(self.root_dir, exist_ok=True)
             self._experiment = AppendingExperimentWriter(log_dir=self.log_dir)
         return self._experiment
+
+
+class TensorBoardLogger(CountFromOne, tensorboard.TensorBoardLogger):
+    """Lightning's TensorBoardLogger, epochs and steps counted from 1."""

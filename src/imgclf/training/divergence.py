@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import lightning as L
 import torch
 
+from imgclf.reporting.counting import epoch_number
+
 
 @dataclass(frozen=True)
 class DivergenceRules:
@@ -195,18 +197,18 @@ class DivergenceGuard(L.Callback):
             self.stage_start_loss = valid_loss
         accuracy = float(trainer.callback_metrics.get("valid/acc", -valid_loss))
         if self._best is None or accuracy > self._best[0]:
-            self._best = (accuracy, trainer.current_epoch, _cpu_copy(pl_module))
+            self._best = (accuracy, epoch_number(trainer.current_epoch), _cpu_copy(pl_module))
 
     def _recover(self, trainer: L.Trainer, pl_module: L.LightningModule, reason: str) -> None:
         stage = getattr(getattr(pl_module, "plan", None), "name", "train")
         if self._best is not None:
-            weights, restored = self._best[2], f"the stage's best (epoch {self._best[1] + 1})"
+            weights, restored = self._best[2], f"the stage's best (epoch {self._best[1]})"
         else:
             weights, restored = self._start_weights, "the stage's start"
         used = len(self.stage_recoveries)
         entry = {
             "step": int(trainer.global_step),
-            "epoch": int(trainer.current_epoch) + 1,
+            "epoch": epoch_number(trainer.current_epoch),
             "reason": reason,
             "restored": restored,
         }

@@ -5,6 +5,10 @@ summary record begun for it) and when it ends; after every validation it keeps t
 metrics. Lightning saves its `state_dict` in each checkpoint, so a resumed run knows which
 stages are done, the running stage's learning rates (its LR finder is not run again) and
 the whole metrics history.
+
+The history's epochs and steps are counted from 1, as people read them everywhere
+(`imgclf.reporting.counting`): epoch n's record holds the metrics after n epochs and its
+`step`, the optimizer steps done.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import math
 import lightning as L
 
 from imgclf.errors import required_callback
+from imgclf.reporting.counting import epoch_number
 
 
 class RecipeProgress(L.Callback):
@@ -48,7 +53,7 @@ class RecipeProgress(L.Callback):
     def on_validation_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.sanity_checking:
             return
-        record = {"epoch": trainer.current_epoch, "step": trainer.global_step}
+        record = {"epoch": epoch_number(trainer.current_epoch), "step": trainer.global_step}
         if self.records:
             record["stage"] = self.records[-1].get("name")
         for name, value in trainer.callback_metrics.items():
@@ -58,7 +63,7 @@ class RecipeProgress(L.Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         """The epoch's train metrics join its validation record (validation runs first)."""
-        if not self.history or self.history[-1].get("epoch") != trainer.current_epoch:
+        if not self.history or self.history[-1].get("epoch") != epoch_number(trainer.current_epoch):
             return
         for name in ("train/loss_epoch", "train/acc"):
             if name in trainer.callback_metrics:
@@ -71,6 +76,7 @@ class RecipeProgress(L.Callback):
             "stage_lrs": self.stage_lrs,
             "records": copy.deepcopy(self.records),
             "history": self.history,
+            "epochs_from": 1,
         }
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -79,6 +85,10 @@ class RecipeProgress(L.Callback):
         self.stage_lrs = state_dict.get("stage_lrs")
         self.records = list(state_dict.get("records", []))
         self.history = list(state_dict.get("history", []))
+        if state_dict.get("epochs_from", 0) != 1:  # an older checkpoint counted from 0
+            self.history = [
+                {**h, "epoch": h["epoch"] + 1} if "epoch" in h else h for h in self.history
+            ]
 
 
 def best_record(history: list[dict[str, float]], monitor: str = "valid/acc") -> dict[str, float]:
@@ -88,11 +98,12 @@ def best_record(history: list[dict[str, float]], monitor: str = "valid/acc") -> 
 
 
 def stage_of_epoch(epoch: int, stage_records: list[dict]) -> dict:
-    """The stage record an epoch (0-based, counted on across stages) belongs to; {} if none."""
+    """The stage record epoch number `epoch` (from 1, counted on across stages) belongs to;
+    {} if none."""
     end = 0
     for record in stage_records:
         end += int(record.get("epochs") or 0)
-        if epoch < end:
+        if epoch <= end:
             return record
     return {}
 
