@@ -61,7 +61,11 @@ def train_argv(pets, tmp_path, *overrides):
         ("exist_ok=yes", "exist_ok='yes': must be true or false"),
         ("trainer.precision=7", "trainer.precision=7: Precision 7 is invalid."),
         ("model.head_dropout=2.0", "model.head_dropout=2.0: dropout probability has to be"),
-        ("model.head_hidden=[a]", "model.head_hidden.0=a: invalid literal for int()"),
+        (
+            "model.head_hidden=[a]",
+            "model.head_hidden=['a']: must be a list of whole numbers or a whole number",
+        ),
+        ("data.augment=[a]", "data.augment=['a']: must be text"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_key(

@@ -33,7 +33,8 @@ def classifier_and_data(tmp_path_factory):
 
 def test_a_files_probabilities_are_those_of_predict_without_tta(classifier_and_data, tmp_path):
     classifier, datamodule, model, root = classifier_and_data
-    # A large JPEG (reduced-scale decoding), a wide PNG (upscaled), an EXIF-rotated JPEG.
+    # A large JPEG (reduced-scale decoding), a wide PNG (upscaled), an EXIF-rotated JPEG,
+    # a PNG with alpha.
     paths = [*sorted((root / "valid").rglob("*.jpg"))[:2], *extra_images(tmp_path)]
     expected = predict(model, paths, datamodule, tta_n=0, clip=None, image_size=32).probs
     answers = classifier.classify_all(paths)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from helpers.cli import run_cli, run_dir_of, small_run_overrides
 from helpers.exported import preprocess
-from helpers.folders import make_image_folder
+from helpers.folders import extra_images, make_image_folder
 from PIL import Image
 
 TRAIN_ARGS = ("recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=wandb")
@@ -68,25 +68,6 @@ def test_a_run_writes_history_and_batch_pictures_and_logs_on_one_step_axis(train
     assert {"train/batch/filenames", "train/history/filenames"} <= wandb["history"]
     assert any(key.startswith("lr-") and key.endswith("head") for key in wandb["history"])
     assert wandb["steps"] == sorted(wandb["steps"]) and len(wandb["steps"]) > 4
-
-
-def extra_images(folder: Path) -> list[Path]:
-    """Files that exercise every preprocessing step: a large JPEG (over 2x the input size:
-    libjpeg's reduced-scale decoding, a downscale), a wide PNG (an upscale), a PNG with
-    alpha (composited onto white) and a portrait JPEG with EXIF rotation."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(1)
-    gradient = np.linspace(0, 255, 300)[None, :, None] * np.ones((220, 1, 3))
-    big = np.clip(gradient + rng.normal(0, 30, (220, 300, 3)), 0, 255).astype(np.uint8)
-    Image.fromarray(big).save(folder / "big.jpg", quality=90)
-    small = rng.integers(0, 255, (20, 45, 3), dtype=np.uint8)
-    Image.fromarray(small).save(folder / "wide.png")
-    exif = Image.Exif()
-    exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
-    Image.fromarray(big[:120, :90]).save(folder / "rotated.jpg", quality=92, exif=exif)
-    alpha = np.concatenate([big[:80, :100], rng.integers(0, 255, (80, 100, 1))], axis=2)
-    Image.fromarray(alpha.astype(np.uint8), "RGBA").save(folder / "alpha.png")
-    return [folder / name for name in ("big.jpg", "wide.png", "rotated.jpg", "alpha.png")]
 
 
 def read_probabilities(path: Path) -> dict[str, list[float]]:

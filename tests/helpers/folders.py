@@ -156,8 +156,9 @@ def make_messy_folder(
 
 
 def extra_images(folder: Path) -> list[Path]:
-    """Files that exercise every preprocessing step: a large JPEG (libjpeg's reduced-scale
-    decoding, a downscale), a wide PNG (an upscale) and a portrait JPEG with EXIF rotation."""
+    """Files that exercise every preprocessing step: a large JPEG (over 2x the input size:
+    libjpeg's reduced-scale decoding, a downscale), a wide PNG (an upscale), a PNG with
+    alpha (composited onto white) and a portrait JPEG with EXIF rotation."""
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     gradient = np.linspace(0, 255, 300)[None, :, None] * np.ones((220, 1, 3))
@@ -168,7 +169,9 @@ def extra_images(folder: Path) -> list[Path]:
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise when shown
     Image.fromarray(big[:120, :90]).save(folder / "rotated.jpg", quality=92, exif=exif)
-    return [folder / "big.jpg", folder / "wide.png", folder / "rotated.jpg"]
+    alpha = np.concatenate([big[:80, :100], rng.integers(0, 255, (80, 100, 1))], axis=2)
+    Image.fromarray(alpha.astype(np.uint8), "RGBA").save(folder / "alpha.png")
+    return [folder / name for name in ("big.jpg", "wide.png", "rotated.jpg", "alpha.png")]
 
 
 def png_chunk(kind: bytes, data: bytes) -> bytes:

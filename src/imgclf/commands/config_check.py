@@ -26,8 +26,13 @@ VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
         "tta.n",
         "callbacks.default.step_checkpoint_every",
         "callbacks.default.views_k",
+        "interpret.k",
+        "show",
+        "examples_per_class",
     ),
     (int, 1): (
+        "image_size",
+        "top_k",
         "data.image_size",
         "data.batch_size",
         "data.per_class",
@@ -44,6 +49,7 @@ VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
         "model.mixup_alpha",
         "model.cutmix_alpha",
         "model.mix_prob",
+        "tta.beta",
     ),
 }
 # Settings people look for in the wrong place.
@@ -67,6 +73,7 @@ def compose_checked(
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(explain(err, config_dir, config_name, overrides)) from None
     check_values(cfg)
+    check_target_types(cfg)
     check_stage_types(cfg)
     check_switches(cfg)
     check_input_sizes(cfg)
@@ -179,6 +186,61 @@ def check_values(cfg: DictConfig) -> None:
             raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}")
 
 
+def check_target_types(cfg: DictConfig) -> None:
+    """The schema of the objects built from the config: each setting of a section built by
+    one of imgclf's own classes or functions (`_target_: imgclf....`) has the type of that
+    parameter (its type hint), else a one-line error naming the key. A number where text is
+    expected is accepted (the object takes it as text), as a structured config would."""
+    for path, target, names in target_sections(OmegaConf.to_container(cfg, resolve=False)):
+        hints = parameter_hints(target)
+        for name in (n for n in names if n in hints):
+            key = f"{path}.{name}" if path else name
+            try:
+                value = OmegaConf.select(cfg, key, throw_on_missing=True)
+            except Exception:  # an interpolation only Hydra's run can resolve
+                continue
+            if OmegaConf.is_config(value):
+                value = OmegaConf.to_container(value, resolve=True)
+            if not (conforms(value, hints[name]) or number_as_text(value, hints[name])):
+                wanted = " or ".join(type_names(hints[name]))
+                raise UserError(f"{key}={value!r}: must be {wanted}")
+
+
+def number_as_text(value, hint) -> bool:
+    """A number given where text (a name) is expected: the object takes str(value)."""
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return number and conforms("text", hint)
+
+
+def target_sections(node, path: str = ""):
+    """(key, target, setting names) of each mapping in `node` whose `_target_` is imgclf's."""
+    if isinstance(node, dict):
+        target = node.get("_target_")
+        if isinstance(target, str) and target.startswith("imgclf."):
+            yield path, target, [str(k) for k in node if not str(k).startswith("_")]
+        for key, child in node.items():
+            yield from target_sections(child, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for index, child in enumerate(node):
+            yield from target_sections(child, f"{path}.{index}" if path else str(index))
+
+
+def parameter_hints(target: str) -> dict:
+    """The type hints of the parameters of the class or function `target` names ({} if it
+    cannot be imported: instantiating it then says why)."""
+    import inspect
+    import typing
+
+    from hydra.utils import get_object
+
+    try:
+        built = get_object(target)
+        function = built.__init__ if inspect.isclass(built) else built
+        return typing.get_type_hints(function)
+    except Exception:
+        return {}
+
+
 def check_stage_types(cfg: DictConfig) -> None:
     """Each recipe stage's values have the types of the Stage dataclass's fields."""
     import typing
@@ -197,15 +259,19 @@ def check_stage_types(cfg: DictConfig) -> None:
 
 
 def conforms(value, hint) -> bool:
-    """Whether a config value fits a type hint (int, float, str, bool, X | None, list[X])."""
+    """Whether a config value fits a type hint (int, float, str, bool, Path, X | None,
+    list[X], Sequence[X], Literal[...]); a hint of any other kind is not checked."""
     import types
     import typing
+    from collections.abc import Sequence
 
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
         return any(conforms(value, arm) for arm in typing.get_args(hint))
-    if origin is list:
-        (item,) = typing.get_args(hint) or (object,)
+    if origin is typing.Literal:
+        return value in typing.get_args(hint)
+    if origin in (list, tuple, Sequence):
+        (item, *_) = typing.get_args(hint) or (object,)
         return isinstance(value, list) and all(conforms(v, item) for v in value)
     if hint is type(None):
         return value is None
@@ -215,18 +281,30 @@ def conforms(value, hint) -> bool:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
+    if hint is Path:
+        return isinstance(value, str)
+    if not isinstance(hint, type) or hint is object:
+        return True
     return isinstance(value, hint)
+
+
+PLURALS = {"a whole number": "whole numbers", "a number": "numbers", "a path": "paths"}
 
 
 def type_names(hint) -> list[str]:
     import typing
+    from collections.abc import Sequence
 
-    args = typing.get_args(hint)
-    if typing.get_origin(hint) is list:
-        return [f"a list of {' or '.join(type_names(args[0]))}"]
+    args, origin = typing.get_args(hint), typing.get_origin(hint)
+    if origin in (list, tuple, Sequence):
+        items = [PLURALS.get(name, name) for name in type_names(args[0])]
+        return [f"a list of {' or '.join(items)}"]
+    if origin is typing.Literal:
+        return [" or ".join(repr(arg) for arg in args)]
     if args:
-        return [name for arm in args for name in type_names(arm)]
+        return list(dict.fromkeys(name for arm in args for name in type_names(arm)))
     names = {int: "a whole number", float: "a number", str: "text", bool: "true or false"}
+    names[Path] = "a path"
     return [names.get(hint, "null" if hint is type(None) else getattr(hint, "__name__", str(hint)))]
 
 

@@ -73,8 +73,8 @@ class FolderDataModule(L.LightningDataModule):
         task: str = "auto",
     ) -> None:
         super().__init__()
-        max_pixels = checked_settings(verify, augment, max_pixels, valid_pct)
-        self.root = Path(root).expanduser()
+        max_pixels = checked_settings(verify, augment, max_pixels, valid_pct, min_scale)
+        self.root = Path(str(root)).expanduser()
         # The configured input size; None: the backbone's pretrained size.
         self.configured_image_size = image_size
         self.batch_size = batch_size
@@ -88,7 +88,7 @@ class FolderDataModule(L.LightningDataModule):
         self.pin_memory = pin_memory
         self.persistent_workers = persistent_workers and num_workers > 0
         self.verify = verify
-        self.test_folder = test_folder
+        self.test_folder = str(test_folder)  # a number in the config names a folder too
         self.max_pixels = max_pixels
         # Where the train images are decoded and augmented: cpu (the workers) or gpu (the
         # model's device, imgclf.gpu_augment). Validation and test always use the CPU.
@@ -408,7 +408,9 @@ class FolderDataModule(L.LightningDataModule):
         return self.test_dataloader(image_size)
 
 
-def checked_settings(verify: str, augment: str, max_pixels, valid_pct: float) -> int | None:
+def checked_settings(
+    verify: str, augment: str, max_pixels, valid_pct: float, min_scale: float = 0.35
+) -> int | None:
     """One-line errors for data settings out of range; returns max_pixels as an int."""
     if verify not in VERIFY_MODES:
         raise UserError(f"unknown data.verify {verify!r}: choose one of {', '.join(VERIFY_MODES)}")
@@ -422,6 +424,8 @@ def checked_settings(verify: str, augment: str, max_pixels, valid_pct: float) ->
         raise UserError(f"data.max_pixels must be a positive integer or null, got {max_pixels!r}")
     if not 0.0 < valid_pct < 1.0:
         raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
+    if not 0.0 < min_scale <= 1.0:  # the smallest crop's share of the image area
+        raise UserError(f"data.min_scale must be above 0 and at most 1, got {min_scale}")
     return max_pixels
 
 

@@ -34,7 +34,7 @@ def expand_input(source) -> list[Path]:
         raise UserError(
             "no input given: add input=PATH (a folder, an image, a glob, or [a.jpg,b.jpg])"
         )
-    if not isinstance(source, (str, Path)):
+    if not isinstance(source, (str, Path, int, float)):  # a number names a file too
         return [path for one in source for path in expand_input(one)]
     text = os.path.expandvars(os.path.expanduser(str(source)))
     path = Path(text)
