@@ -297,7 +297,10 @@ def markdown(results: dict) -> str:
     if results.get("note"):
         lines += ["", f"Note: {results['note']}"]
     for half in (*HALVES, "other"):
-        names = [n for n in results["sets"] if half_of(n) == half]
+        # Sets measured only with --label options have no systems' rows.
+        names = [
+            n for n in results["sets"] if half_of(n) == half and results["sets"][n].get("systems")
+        ]
         if not names:
             continue
         title = {"choose": "defaults chosen here", "confirm": "defaults confirmed here, unchanged"}
@@ -473,6 +476,7 @@ def main(argv: list[str] | None = None) -> None:
             if seed == seeds[0] and system == systems[0]:
                 run_option(args, name, data, results)
                 results["options_machine"] = machine()
+                results.setdefault("machine", results["options_machine"])  # a fresh --out
                 write_results(results, args.out)
             continue
         minutes = (time.perf_counter() - started) / 60
