@@ -17,11 +17,22 @@ the benchmark short on 2 CPU cores. Each becomes a dogscats folder with a labell
 
 The split is stratified and seeded, so a rebuild gives the same files. A finished build is
 marked by `.complete` and not repeated. Run `python benchmarks/quality_data.py [names]`.
+
+The multi-label set `mosaics` (the demo's 2x2 mosaics of one to four digits, tags = the
+digits shown; `imgclf.data.mosaic_demo`) comes as Planet's data do, one image folder and a CSV:
+
+    benchmarks/data/quality/mosaics/train/<id>.png      train and valid images
+    benchmarks/data/quality/mosaics/labels.csv          image_name,tags,is_valid
+    benchmarks/data/quality/mosaics/test/<id>.png       held-out test images
+    benchmarks/data/quality/mosaics/test_labels.csv     image_name,tags
+
+Train, valid and test mosaics are drawn from disjoint thirds of the digit scans (60/20/20 %).
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import hashlib
 import os
 import random
@@ -145,9 +156,94 @@ BUILDERS: dict[str, Callable[..., Iterator[Sample]]] = {
 
 # The large sets (quality_large.py): 5,000 training images each, trained at 32 px.
 LARGE = ("glyphs", "scripts", "themes")
-SETS = (*BUILDERS, *LARGE)
+# Multi-label sets, labels in a Planet-style CSV (image_name, space-separated tags).
+LABELS = ("mosaics",)
+SETS = (*BUILDERS, *LARGE, *LABELS)
 # The size each set trains at (every system alike); the small sets' originals are 25-64 px.
-IMAGE_SIZE = {"digits": 64, "faces": 64, "icons": 64, "glyphs": 32, "scripts": 32, "themes": 32}
+IMAGE_SIZE = {
+    "digits": 64,
+    "faces": 64,
+    "icons": 64,
+    "glyphs": 32,
+    "scripts": 32,
+    "themes": 32,
+    "mosaics": 64,
+}
+# Mosaics per split of the `mosaics` set.
+MOSAIC_COUNTS = {"train": 900, "valid": 300, "test": 300}
+# How every system reads a LABELS set: imgclf's CsvDataModule settings (data=csv).
+CSV_LAYOUT = {
+    "labels": "labels.csv",
+    "folder": "train",
+    "label_delim": " ",
+    "suffix": ".png",
+    "valid_column": "is_valid",
+}
+TEST_LABELS = "test_labels.csv"
+
+
+def imgclf_data_args(name: str, root: Path) -> list[str]:
+    """The `imgclf train` overrides that read set `name` at root: data=folder, or data=csv
+    with the CSV layout for a multi-label set."""
+    if name not in LABELS:
+        return ["data=folder", f"data.root={root}"]
+    layout = [f"data.{key}='{value}'" for key, value in CSV_LAYOUT.items()]
+    return ["data=csv", f"data.root={root}", *layout]
+
+
+def mosaic_splits(counts: dict[str, int], seed: int = SEED) -> dict[str, list]:
+    """split -> [(image, sorted tags)]: mosaics of digit scans from disjoint 60/20/20 %
+    shares of scikit-learn's 1,797, so no digit scan is in two splits."""
+    from sklearn.datasets import load_digits
+
+    from imgclf.data.mosaic_demo import draw_mosaic
+
+    digits = load_digits()
+    rng = random.Random(seed)
+    indices = list(range(len(digits.target)))
+    rng.shuffle(indices)
+    n_valid = round(SPLITS["valid"] * len(indices))
+    n_test = round(SPLITS["test"] * len(indices))
+    pools = {
+        "valid": indices[:n_valid],
+        "test": indices[n_valid : n_valid + n_test],
+        "train": indices[n_valid + n_test :],
+    }
+    return {
+        split: [draw_mosaic(rng, digits.data, digits.target, pools[split]) for _ in range(n)]
+        for split, n in counts.items()
+    }
+
+
+def write_mosaics(target: Path, counts: dict[str, int]) -> int:
+    """The `mosaics` layout (module docstring) under target; returns the image count."""
+    splits = mosaic_splits(counts)
+    tables = {
+        "train": (target / CSV_LAYOUT["labels"], ["image_name", "tags", "is_valid"]),
+        "test": (target / TEST_LABELS, ["image_name", "tags"]),
+    }
+    rows: dict[str, list] = {"train": [], "test": []}
+    for split, mosaics in splits.items():
+        folder = "test" if split == "test" else "train"
+        (target / folder).mkdir(parents=True, exist_ok=True)
+        for number, (image, tags) in enumerate(mosaics):
+            name = f"{split[0]}{number:05d}"
+            image.save(target / folder / f"{name}{CSV_LAYOUT['suffix']}")
+            row = [name, " ".join(tags)]
+            rows[folder].append(row if folder == "test" else [*row, split == "valid"])
+    for folder, (path, header) in tables.items():
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerows([header, *rows[folder]])
+    return sum(len(m) for m in splits.values())
+
+
+def read_tags(table: Path) -> list[tuple[str, list[str], bool]]:
+    """(image name, tags, is_valid) rows of a LABELS set's CSV (is_valid False without the column)."""
+    with open(table, newline="") as handle:
+        return [
+            (row["image_name"], row["tags"].split(), row.get("is_valid") == "True")
+            for row in csv.DictReader(handle)
+        ]
 
 
 def build(name: str, root: Path = ROOT, limit: int | None = None, **kwargs) -> Path:
@@ -161,6 +257,13 @@ def build(name: str, root: Path = ROOT, limit: int | None = None, **kwargs) -> P
         from benchmarks import quality_large
 
         total = quality_large.write(name, staging)
+        (staging / ".complete").write_text(f"{name}: {total} images\n")
+        shutil.rmtree(target, ignore_errors=True)
+        staging.rename(target)
+        return target
+    if name in LABELS:
+        counts = MOSAIC_COUNTS if limit is None else dict.fromkeys(MOSAIC_COUNTS, limit)
+        total = write_mosaics(staging, counts)
         (staging / ".complete").write_text(f"{name}: {total} images\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)
@@ -179,6 +282,14 @@ def build(name: str, root: Path = ROOT, limit: int | None = None, **kwargs) -> P
 
 def counts(root: Path) -> dict[str, int]:
     """Images per split of a built data set."""
+    if (root / TEST_LABELS).exists():
+        rows = read_tags(root / CSV_LAYOUT["labels"])
+        valid = sum(1 for *_, is_valid in rows if is_valid)
+        return {
+            "train": len(rows) - valid,
+            "valid": valid,
+            "test": len(read_tags(root / TEST_LABELS)),
+        }
     return {s: sum(1 for _ in (root / s).glob("*/*.png")) for s in SPLITS}
 
 

@@ -8,12 +8,20 @@ normalised with the backbone's own mean/std (0.5), as vision_learner does for a
 pretrained timm model. TTA is fastai's `learn.tta()` (4 augmented passes, beta 0.25).
 Prints one JSON line.
 
+`--multi`: a multi-label set with Planet-style CSV labels (quality_data.py's LABELS), as
+fastai's Planet lesson reads it: `ImageDataLoaders.from_csv(label_delim=" ",
+valid_col="is_valid")` (MultiCategoryBlock, BCEWithLogitsLossFlat), metrics
+`accuracy_multi` and `FBetaMulti(2, average="samples")`, the same `fine_tune`; test tags at
+p >= 0.5 (accuracy_multi's default), scored by samples-F2 (scikit-learn's `fbeta_score`,
+which fastai's FBetaMulti wraps) and exact match.
+
     .venv-fastai/bin/python benchmarks/quality_fastai.py --root <set> --size 96 --weights body.pth
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import time
 import warnings
@@ -22,22 +30,60 @@ from pathlib import Path
 import numpy as np
 import torch
 from fastai.vision.all import (
+    FBetaMulti,
     ImageDataLoaders,
     Normalize,
     Resize,
     accuracy,
+    accuracy_multi,
     aug_transforms,
     get_image_files,
     set_seed,
     vision_learner,
 )
+from sklearn.metrics import fbeta_score
 
 warnings.filterwarnings("ignore")
+
+# quality_data.py's CSV_LAYOUT and TEST_LABELS (this virtualenv has no imgclf to import).
+LABELS, FOLDER, SUFFIX, VALID_COLUMN, TEST_LABELS = (
+    "labels.csv",
+    "train",
+    ".png",
+    "is_valid",
+    "test_labels.csv",
+)
 
 
 def scores(probs: np.ndarray, labels: np.ndarray) -> dict:
     p = np.clip(probs[np.arange(len(labels)), labels], 1e-15, 1.0)
     return {"acc": float((probs.argmax(1) == labels).mean()), "logloss": float(-np.log(p).mean())}
+
+
+def tag_scores(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict:
+    """Samples-F2, exact match and BCE log-loss of N x C tag probabilities at one threshold."""
+    predicted = probs >= threshold
+    p = np.clip(probs, 1e-15, 1 - 1e-15)
+    exact = float((predicted == labels.astype(bool)).all(axis=1).mean())
+    return {
+        "acc": exact,
+        "exact": exact,
+        "f2": float(fbeta_score(labels, predicted, beta=2, average="samples", zero_division=1)),
+        "logloss": float(-(labels * np.log(p) + (1 - labels) * np.log(1 - p)).mean()),
+    }
+
+
+def test_rows(root: Path) -> list[tuple[str, list[str]]]:
+    with open(root / TEST_LABELS, newline="") as handle:
+        return [(r["image_name"], r["tags"].split()) for r in csv.DictReader(handle)]
+
+
+def multi_hot(rows: list, vocab: list[str]) -> np.ndarray:
+    index = {name: i for i, name in enumerate(vocab)}
+    labels = np.zeros((len(rows), len(vocab)), np.float32)
+    for row, (_, tags) in enumerate(rows):
+        labels[row, [index[t] for t in tags]] = 1.0
+    return labels
 
 
 def main() -> None:
@@ -49,20 +95,32 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--multi", action="store_true", help="multi-label CSV set")
     args = parser.parse_args()
     set_seed(args.seed, reproducible=True)
-    dls = ImageDataLoaders.from_folder(
-        args.root,
-        train="train",
-        valid="valid",
-        item_tfms=Resize(args.size),
-        batch_tfms=[*aug_transforms(), Normalize.from_stats([0.5] * 3, [0.5] * 3)],
-        bs=args.batch_size,
-        num_workers=args.workers,
-    )
+    common = {
+        "item_tfms": Resize(args.size),
+        "batch_tfms": [*aug_transforms(), Normalize.from_stats([0.5] * 3, [0.5] * 3)],
+        "bs": args.batch_size,
+        "num_workers": args.workers,
+    }
+    if args.multi:
+        dls = ImageDataLoaders.from_csv(
+            args.root,
+            csv_fname=LABELS,
+            folder=FOLDER,
+            suff=SUFFIX,
+            label_delim=" ",
+            valid_col=VALID_COLUMN,
+            **common,
+        )
+        metrics = [accuracy_multi, FBetaMulti(2.0, average="samples")]
+    else:
+        dls = ImageDataLoaders.from_folder(args.root, train="train", valid="valid", **common)
+        metrics = accuracy
     started = time.perf_counter()
     learn = vision_learner(
-        dls, "tf_efficientnet_lite0", pretrained=False, normalize=False, metrics=accuracy
+        dls, "tf_efficientnet_lite0", pretrained=False, normalize=False, metrics=metrics
     )
     body = learn.model[0].model
     missing, unexpected = body.load_state_dict(torch.load(args.weights), strict=False)
@@ -74,20 +132,35 @@ def main() -> None:
         learn.fine_tune(args.epochs)
     train_seconds = time.perf_counter() - started
 
-    test_files = get_image_files(args.root / "test")
-    test_dl = dls.test_dl(test_files, with_labels=True)
-    with learn.no_bar():
-        valid_probs, valid_labels = learn.get_preds(dl=dls.valid)
-        plain, labels = learn.get_preds(dl=test_dl)
-        tta, _ = learn.tta(dl=dls.test_dl(test_files, with_labels=True))
+    if args.multi:  # test images by the CSV's rows, labels from it in the vocab's order
+        rows = test_rows(args.root)
+        test_files = [args.root / "test" / f"{name}{SUFFIX}" for name, _ in rows]
+        labels = multi_hot(rows, list(dls.vocab))
+        with learn.no_bar():
+            valid_probs, valid_labels = learn.get_preds(dl=dls.valid)
+            plain, _ = learn.get_preds(dl=dls.test_dl(test_files))
+            tta, _ = learn.tta(dl=dls.test_dl(test_files))
+        valid = tag_scores(valid_probs.numpy(), valid_labels.numpy())
+        test, test_tta = tag_scores(plain.numpy(), labels), tag_scores(tta.numpy(), labels)
+    else:
+        test_files = get_image_files(args.root / "test")
+        test_dl = dls.test_dl(test_files, with_labels=True)
+        with learn.no_bar():
+            valid_probs, valid_labels = learn.get_preds(dl=dls.valid)
+            plain, labels = learn.get_preds(dl=test_dl)
+            tta, _ = learn.tta(dl=dls.test_dl(test_files, with_labels=True))
+        valid = scores(valid_probs.numpy(), valid_labels.numpy())
+        test = scores(plain.numpy(), labels.numpy())
+        test_tta = scores(tta.numpy(), labels.numpy())
+    loader = "from_csv, MultiCategoryBlock" if args.multi else "from_folder"
     result = {
         "system": "fastai",
         "train_seconds": round(train_seconds, 2),
-        "valid": scores(valid_probs.numpy(), valid_labels.numpy()),
-        "test": scores(plain.numpy(), labels.numpy()),
-        "test_tta": scores(tta.numpy(), labels.numpy()),
+        "valid": valid,
+        "test": test,
+        "test_tta": test_tta,
         "sizes": {"train": len(dls.train_ds), "valid": len(dls.valid_ds), "test": len(test_files)},
-        "settings": f"vision_learner + fine_tune({args.epochs}), aug_transforms(), "
+        "settings": f"{loader}, vision_learner + fine_tune({args.epochs}), aug_transforms(), "
         f"batch {args.batch_size}",
     }
     print(json.dumps(result))

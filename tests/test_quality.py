@@ -108,6 +108,7 @@ def test_goal_needs_accuracy_and_time():
     assert not quality.goal(systems)["accuracy_met"]
     systems["imgclf"] = r(0.9, 70)
     assert quality.goal(systems) == {
+        "score": "acc",
         "best_other_test_acc": 0.88,
         "accuracy_met": True,
         "time_met": False,
@@ -170,7 +171,9 @@ def test_the_unfrozen_gain_is_the_last_stage_against_the_head():
 
 def test_the_halves_split_the_six_sets_each_with_small_and_large_ones():
     assert set(quality.HALVES["choose"]).isdisjoint(quality.HALVES["confirm"])
-    assert {*quality.HALVES["choose"], *quality.HALVES["confirm"]} == set(quality_data.SETS)
+    assert {*quality.HALVES["choose"], *quality.HALVES["confirm"]} == set(quality_data.SETS) - set(
+        quality_data.LABELS
+    )
     for names in quality.HALVES.values():
         assert any(n in quality_data.LARGE for n in names)
         assert any(n not in quality_data.LARGE for n in names)
@@ -213,3 +216,72 @@ def test_the_options_table_compares_each_option_with_the_default_row():
     ) in lines
     assert any(line.startswith("| toy | default | `-` | 0.900 | +0.000 |") for line in lines)
     assert quality.options_markdown({}) == []
+
+
+def test_the_mosaics_set_is_a_planet_style_csv_with_a_labelled_test_split(tmp_path):
+    from imgclf.data.csv_labels import CsvDataModule
+
+    root = quality_data.build("mosaics", tmp_path, limit=6)
+    assert quality_data.counts(root) == {"train": 6, "valid": 6, "test": 6}
+    rows = quality_data.read_tags(root / "labels.csv")
+    assert (root / "labels.csv").read_text().splitlines()[0] == "image_name,tags,is_valid"
+    assert [valid for *_, valid in rows] == [False] * 6 + [True] * 6
+    tables = {"train": rows, "test": quality_data.read_tags(root / quality_data.TEST_LABELS)}
+    for folder, table in tables.items():
+        for name, tags, _ in table:
+            assert (root / folder / f"{name}.png").is_file()
+            assert 1 <= len(tags) <= 4 and set(tags) <= set("0123456789")
+    with Image.open(root / "test" / f"{tables['test'][0][0]}.png") as image:
+        assert image.size == (64, 64)
+    # imgclf reads it with the overrides quality.py passes: the same train/valid parts.
+    args = quality_data.imgclf_data_args("mosaics", root)
+    assert args[:2] == ["data=csv", f"data.root={root}"] and "data.label_delim=' '" in args
+    data = CsvDataModule(root, **quality_data.CSV_LAYOUT)
+    data.setup("fit")
+    assert len(data.train_items) == 6 and len(data.valid_items) == 6
+    assert quality_data.imgclf_data_args("digits", root)[0] == "data=folder"
+    assert "mosaics" in quality.planned_sets(quality.parse_args([]))
+    assert "mosaics" not in quality.planned_sets(quality.parse_args(["--half", "choose"]))
+
+
+def test_tag_scores_are_samples_f2_and_exact_match_at_one_half():
+    from sklearn.metrics import fbeta_score
+
+    from benchmarks.quality_plain import tag_scores
+    from imgclf.task import samples_fbeta
+
+    labels = np.array([[1, 0, 1], [0, 1, 0], [1, 1, 0]], np.float32)
+    probs = np.array([[0.9, 0.2, 0.6], [0.7, 0.8, 0.1], [0.4, 0.9, 0.3]])
+    scores = tag_scores(probs, labels)
+    # Row 1 exact (F2 1); row 2 one added (F2 5/6); row 3 one missed (F2 5/9).
+    assert scores["exact"] == scores["acc"] == pytest.approx(1 / 3)
+    assert scores["f2"] == pytest.approx((1 + 5 / 6 + 5 / 9) / 3)
+    # fastai's side scores with scikit-learn's samples F-beta: the same numbers.
+    predicted = probs >= 0.5
+    assert fbeta_score(labels, predicted, beta=2, average="samples") == pytest.approx(
+        samples_fbeta(predicted, labels).mean()
+    )
+
+
+def test_the_multi_label_table_reports_f2_and_exact_match_and_its_goal_uses_f2():
+    def tagged(system, f2, exact, seconds):
+        result = run_result(system, exact, seconds)
+        for split in ("test", "test_tta"):
+            result[split].update(f2=f2, exact=exact)
+        return result
+
+    runs = {
+        "imgclf": {"0": tagged("imgclf", 0.9, 0.6, 50), "1": tagged("imgclf", 0.84, 0.5, 50)},
+        "fastai": {"0": tagged("fastai", 0.84, 0.7, 60)},
+        "plain": {"0": tagged("plain", 0.86, 0.4, 40)},
+    }
+    entry = {"runs": runs}
+    quality.refresh(entry)
+    assert entry["goal"]["score"] == "f2" and entry["goal"]["accuracy_met"]
+    assert entry["goal"]["best_other_test_acc"] == pytest.approx(0.86)
+    results = {"sets": {"mosaics": entry}}
+    lines = quality.labels_markdown(results)
+    row = next(line for line in lines if line.startswith("| mosaics | 6/2/2 | imgclf"))
+    assert "| 0.870 ± 0.042 | 0.550 |" in row
+    assert any(line.startswith("- mosaics: F2 met (best other 0.860)") for line in lines)
+    assert quality.labels_markdown({"sets": {}}) == []
