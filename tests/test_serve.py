@@ -42,14 +42,20 @@ def trained(tmp_path_factory):
 def predicted(trained) -> dict[str, list[float]]:
     """`imgclf predict` (TTA off, no clipping): file stem -> probabilities, class order."""
     run_dir, _, tmp, images = trained
+    return cli_probabilities(run_dir, images, tmp, "submission.csv")[1]
+
+
+def cli_probabilities(run_dir: Path, images, cwd: Path, table: str):
+    """`imgclf predict` of `images` (TTA off, no clipping) read from its `table` file:
+    (class names, file stem -> probabilities in class order)."""
     listing = ",".join(map(str, images))
     result = run_cli(
-        "predict", f"ckpt={run_dir}", f"input=[{listing}]", "tta.n=0", "clip=null", cwd=tmp
+        "predict", f"ckpt={run_dir}", f"input=[{listing}]", "tta.n=0", "clip=null", cwd=cwd
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    with open(run_dir_of(result) / "submission.csv") as f:
+    with open(run_dir_of(result) / table) as f:
         rows = list(csv.reader(f))
-    return {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
+    return rows[0][1:], {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
 
 
 @pytest.fixture(scope="module")
@@ -296,15 +302,7 @@ def test_a_multi_label_run_answers_with_its_tag_set_and_predicts_probabilities(t
     assert result.returncode == 0, result.stderr[-3000:]
     run_dir = run_dir_of(result)
     images = [*sorted((root / "test").glob("*.png")), *extra_images(tmp_path / "new")]
-    listing = ",".join(map(str, images))
-    predicted = run_cli(
-        "predict", f"ckpt={run_dir}", f"input=[{listing}]", "tta.n=0", "clip=null", cwd=tmp_path
-    )
-    assert predicted.returncode == 0, predicted.stderr[-3000:]
-    with open(run_dir_of(predicted) / "submission_probs.csv") as f:
-        rows = list(csv.reader(f))
-    classes = rows[0][1:]
-    probs = {row[0]: [float(p) for p in row[1:]] for row in rows[1:]}
+    classes, probs = cli_probabilities(run_dir, images, tmp_path, "submission_probs.csv")
     # Halfway between two neighbouring answers, so no answer sits on its threshold (a tie
     # that a 1e-7 difference between the page's and the CLI's float sums would decide).
     thresholds = [halfway_middle([p[i] for p in probs.values()]) for i in range(len(classes))]
