@@ -36,10 +36,21 @@ def view_grid_figure(
     n = len(rows)
     columns = max(1, min(columns, n))
     lines = max(1, -(-n // columns))
-    fig = new_figure((2.3 * columns, 2.6 * lines + 0.4))
-    # Constrained layout makes room for every subplot title and the suptitle; tight_layout
-    # let a row's two-line titles overlap the images above them.
-    fig.set_layout_engine("constrained")
+    # Fixed margins in inches: room for the two-line suptitle and each image's two-line
+    # title. A layout engine (constrained) did the same at twice the drawing time, and
+    # training draws these grids at the end of every stage.
+    cell, title_room, top_room = 2.3, 0.45, 0.45
+    width = max(cell * columns, 4.6)  # the suptitle fits over a single image too
+    height = lines * (cell + title_room) + top_room + 0.1
+    fig = new_figure((width, height))
+    fig.subplots_adjust(
+        left=0.01,
+        right=0.99,
+        bottom=0.1 / height,
+        top=1 - (top_room + title_room) / height,
+        wspace=0.05,
+        hspace=title_room / cell,
+    )
     axes = fig.subplots(lines, columns, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
@@ -52,7 +63,7 @@ def view_grid_figure(
         )
     if not rows:
         axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    fig.suptitle(f"{title} ({n})\n{legend}", fontsize=10)
+    fig.suptitle(f"{title} ({n})\n{legend}", fontsize=10, y=1 - 0.05 / height, va="top")
     return fig
 
 
