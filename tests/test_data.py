@@ -225,3 +225,38 @@ def test_without_worker_seeding_albumentations_repeats_itself(tmp_path):
 def test_unknown_augmentation_preset_is_rejected_up_front(tmp_path):
     with pytest.raises(UserError, match="unknown data.augment 'sideways': choose one of side_on"):
         FolderDataModule(tmp_path, augment="sideways")
+
+
+def test_auto_workers_follow_the_size_of_each_loader():
+    from imgclf.data.workers import loader_workers
+
+    assert loader_workers("auto", 999, cpus=2) == 0
+    assert loader_workers("auto", 1000, cpus=2) == 2
+    assert loader_workers("auto", 50_000, cpus=32) == 8
+    assert loader_workers(3, 10, cpus=2) == 3  # a number is taken as it is
+    assert loader_workers(0, 50_000, cpus=2) == 0
+
+
+def test_auto_workers_in_the_data_module(tmp_path, monkeypatch):
+    import imgclf.data.workers as workers
+
+    root = make_image_folder(tmp_path, classes=("a", "b"), n_train=6, n_valid=2)
+    dm = datamodule(root, image_size=32, batch_size=2, num_workers="auto", persistent_workers=True)
+    small = dm.train_dataloader()
+    assert (small.num_workers, small.persistent_workers) == (0, False)
+    monkeypatch.setattr(workers, "AUTO_MIN_IMAGES", 10)  # 12 training images, 4 valid
+    monkeypatch.setattr(workers, "available_cpus", lambda: 2)
+    assert dm.train_dataloader().num_workers == 2
+    assert dm.train_dataloader().persistent_workers
+    assert dm.val_dataloader().num_workers == 0
+    images, labels = next(iter(dm.train_dataloader()))
+    assert images.shape == (2, 3, 32, 32) and labels.shape == (2,)
+
+
+@pytest.mark.parametrize("setting", ["many", -1, 1.5, True])
+def test_num_workers_is_a_count_or_auto(tmp_path, setting):
+    root = make_image_folder(tmp_path, classes=("a", "b"), n_train=2, n_valid=1)
+    with pytest.raises(
+        UserError, match=r"data.num_workers=.*: must be a whole number >= 0 or auto"
+    ):
+        FolderDataModule(root, num_workers=setting)

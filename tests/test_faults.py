@@ -130,7 +130,7 @@ def test_a_signal_saves_stops_and_resumes_exactly(whole_run, tmp_path, signum, s
         (["data.image_size=abc"], "data.image_size='abc': must be a whole number >= 1"),
         (["seed=abc"], "seed='abc': must be a whole number >= 0"),
         (["data.batch_size=0"], "data.batch_size=0: must be a whole number >= 1"),
-        (["data.num_workers=1.5"], "data.num_workers=1.5: must be a whole number >= 0"),
+        (["data.num_workers=1.5"], "data.num_workers=1.5: must be a whole number >= 0 or auto"),
     ],
 )
 def test_config_mistakes_are_one_line_and_exit_2(overrides, message, tmp_path, capsys, monkeypatch):

@@ -52,6 +52,8 @@ VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
         "tta.beta",
     ),
 }
+# Settings that also take the word auto (chosen when the run starts).
+AUTO_ALLOWED = ("data.num_workers",)
 # Settings people look for in the wrong place.
 MOVED = {
     "trainer.max_epochs": "the recipe sets the epochs: recipe.stages.<i>.epochs=N",
@@ -176,14 +178,15 @@ def check_values(cfg: DictConfig) -> None:
     rules = [(key, rule) for rule, keys in VALUE_RULES.items() for key in keys]
     for key, (kind, smallest) in rules:
         value = OmegaConf.select(cfg, key, default=None, throw_on_missing=False)
-        if value is None:
+        if value is None or (key in AUTO_ALLOWED and value == "auto"):
             continue
         what = "a whole number" if kind is int else "a number"
         wrong_type = isinstance(value, bool) or not isinstance(value, (int, float))
         if not wrong_type and kind is int and not float(value).is_integer():
             wrong_type = True
         if wrong_type or value < smallest:
-            raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}")
+            alternative = " or auto" if key in AUTO_ALLOWED else ""
+            raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}{alternative}")
 
 
 def check_target_types(cfg: DictConfig) -> None:

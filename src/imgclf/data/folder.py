@@ -24,6 +24,7 @@ from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
 from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, split_indices
 from imgclf.data.transforms import PRESETS, seed_worker, train_transform
+from imgclf.data.workers import check_num_workers, loader_workers
 from imgclf.errors import UserError
 from imgclf.task import choose_task, task_named
 
@@ -55,7 +56,7 @@ class FolderDataModule(L.LightningDataModule):
         root: str | Path,
         image_size: int | None = None,
         batch_size: int = 64,
-        num_workers: int = 2,
+        num_workers: int | str = "auto",
         valid_pct: float = 0.2,
         per_class: int | None = None,
         augment: str = "side_on",
@@ -78,7 +79,8 @@ class FolderDataModule(L.LightningDataModule):
         # The configured input size; None: the backbone's pretrained size.
         self.configured_image_size = image_size
         self.batch_size = batch_size
-        self.num_workers = num_workers
+        # A number, or auto: per loader, by its size (imgclf.data.workers).
+        self.num_workers = check_num_workers(num_workers)
         self.valid_pct = valid_pct
         self.per_class = per_class
         self.augment = augment
@@ -86,7 +88,7 @@ class FolderDataModule(L.LightningDataModule):
         self.do_flip = do_flip
         self.seed = seed
         self.pin_memory = pin_memory
-        self.persistent_workers = persistent_workers and num_workers > 0
+        self.persistent_workers = persistent_workers
         self.verify = verify
         self.test_folder = str(test_folder)  # a number in the config names a folder too
         self.max_pixels = max_pixels
@@ -366,6 +368,7 @@ class FolderDataModule(L.LightningDataModule):
         `balance_by`: the dataset's labels, drawn by a class-balanced sampler instead of
         shuffling (its generator is the loader's, so a resume replays it too)."""
         generator = torch.Generator().manual_seed(self.seed if seed is None else seed)
+        workers = loader_workers(self.num_workers, len(dataset))
         sampler = None
         if balance_by is not None:
             sampler = balanced_sampler(balance_by, len(self.classes), generator)
@@ -375,9 +378,9 @@ class FolderDataModule(L.LightningDataModule):
             shuffle=shuffle and sampler is None,
             sampler=sampler,
             drop_last=drop_last,
-            num_workers=self.num_workers,
+            num_workers=workers,
             pin_memory=self.pin_memory,
-            persistent_workers=self.persistent_workers,
+            persistent_workers=self.persistent_workers and workers > 0,
             worker_init_fn=worker_init_fn,
             generator=generator,
             **extra,
