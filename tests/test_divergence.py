@@ -142,3 +142,22 @@ def test_an_lr_too_high_is_caught_recovered_and_recorded_in_summary_json(tmp_pat
     for path in (run_dir / "checkpoints").glob("*.ckpt"):
         state = read_checkpoint(path)["state_dict"]
         assert all(torch.isfinite(t).all() for t in state.values()), path
+
+
+def test_going_back_restores_the_weights_and_keeps_the_epochs_metrics(tmp_path):
+    from imgclf.training.divergence import _cpu_copy, restore_weights
+
+    root = make_image_folder(tmp_path / "pets", n_train=2, n_valid=1, size=32)
+    _, model = small_datamodule_and_model(root)
+    saved = _cpu_copy(model)  # a stage's start: its epoch means are still empty
+    assert "head.8.weight" in saved
+    assert not any(key.startswith(("train_loss_mean.", "train_acc.")) for key in saved)
+    start = model.state_dict()["head.8.weight"].clone()
+    model.train_loss_mean.update(torch.tensor([0.5, 0.7]))  # two steps of the epoch
+    with torch.no_grad():
+        for param in model.head.parameters():
+            param.add_(1.0)
+    restore_weights(model, saved)
+    assert torch.equal(model.state_dict()["head.8.weight"], start)
+    # Putting back the start's empty mean made the epoch's training loss 0/0 = NaN.
+    assert model.train_loss_mean.compute().item() == pytest.approx(0.6)

@@ -96,8 +96,28 @@ def recovery_line(stage: str, entry: dict, rules: DivergenceRules) -> str:
     )
 
 
+def metric_prefixes(module: torch.nn.Module) -> tuple[str, ...]:
+    """The state-dict prefixes of the module's torchmetrics metrics."""
+    from torchmetrics import Metric
+
+    return tuple(f"{name}." for name, sub in module.named_modules() if isinstance(sub, Metric))
+
+
 def _cpu_copy(module: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in module.state_dict().items()}
+    """The weights and buffers to go back to, without the metrics' running state: putting
+    back a stage's start must not also put back its empty epoch means (they then read
+    0/0 = NaN as the epoch's training loss, though every step's loss was finite)."""
+    skip = metric_prefixes(module)
+    state = module.state_dict()
+    return {k: v.detach().to("cpu", copy=True) for k, v in state.items() if not k.startswith(skip)}
+
+
+def restore_weights(module: torch.nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Load a `_cpu_copy`: every weight and buffer; the metrics keep their state."""
+    missing, unexpected = module.load_state_dict(weights, strict=False)
+    skip = metric_prefixes(module)
+    if unexpected or any(not key.startswith(skip) for key in missing):
+        raise RuntimeError(f"restoring weights: missing {missing}, unexpected {unexpected}")
 
 
 def scale_learning_rates(trainer: L.Trainer, factor: float) -> None:
@@ -219,7 +239,7 @@ class DivergenceGuard(L.Callback):
             entry.update(recovery=used + 1, lr_scale=self.rules.lr_factor ** (used + 1))
             scale_learning_rates(trainer, self.rules.lr_factor)
         if weights is not None:
-            pl_module.load_state_dict(weights)
+            restore_weights(pl_module, weights)
         self.stage_recoveries.append(entry)
         self._mean, self._weight, self._steps_at_chance = 0.0, 0.0, 0
         if trainer.is_global_zero:
