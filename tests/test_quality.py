@@ -285,3 +285,25 @@ def test_the_multi_label_table_reports_f2_and_exact_match_and_its_goal_uses_f2()
     assert "| 0.870 ± 0.042 | 0.550 |" in row
     assert any(line.startswith("- mosaics: F2 met (best other 0.860)") for line in lines)
     assert quality.labels_markdown({"sets": {}}) == []
+
+
+def test_the_default_plan_runs_imgclf_with_three_seeds_and_the_references_once():
+    from benchmarks.quality import REFERENCE_SEEDS, SEEDS, SYSTEMS, run_plan
+
+    plan = run_plan(["digits", "glyphs"], list(SYSTEMS), list(SEEDS), list(REFERENCE_SEEDS))
+    assert plan[:4] == [
+        ("digits", "imgclf", 0),
+        ("digits", "fastai", 0),
+        ("digits", "plain", 0),
+        ("digits", "imgclf", 1),
+    ]
+    assert len(plan) == 2 * (3 + 1 + 1)
+    assert {seed for _, system, seed in plan if system != "imgclf"} == {0}
+    everything = run_plan(["faces"], ["imgclf", "fastai"], [0, 1, 2], [1, 2])
+    assert [(system, seed) for _, system, seed in everything] == [
+        ("imgclf", 0),
+        ("imgclf", 1),
+        ("fastai", 1),
+        ("imgclf", 2),
+        ("fastai", 2),
+    ]
