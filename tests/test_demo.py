@@ -35,3 +35,25 @@ def test_demo_is_built_once_and_reads_as_a_datamodule(tmp_path):
     dm.setup("fit")
     assert len(dm.classes) == 10 and dm.num_skipped == 0
     assert len(dm.test_items) == len(list((root / "test").glob("*.png")))
+
+
+def test_an_interrupted_build_is_redone_and_the_mosaics_build_once(tmp_path):
+    from imgclf.data.mosaic_demo import build_mosaic_demo
+
+    root = tmp_path / "mosaics"
+    (tmp_path / "mosaics.partial" / "train").mkdir(parents=True)  # a build killed halfway
+    (tmp_path / "mosaics.partial" / "train" / "stale.png").write_bytes(b"")
+    assert build_mosaic_demo(root, n_train=12, n_test=3) == root
+    assert not (tmp_path / "mosaics.partial").exists()
+    assert not (root / "train" / "stale.png").exists()
+    with open(root / "labels.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 12 and all(1 <= len(r["tags"].split()) <= 4 for r in rows)
+    assert sorted(p.stem for p in (root / "train").glob("*.png")) == sorted(
+        r["image_name"] for r in rows
+    )
+    assert len(list((root / "test").glob("*.png"))) == 3
+    marker = (root / ".complete").stat().st_mtime_ns
+    assert build_mosaic_demo(root, n_train=50) == root  # finished: not built again
+    assert (root / ".complete").stat().st_mtime_ns == marker
+    assert len(list((root / "train").glob("*.png"))) == 12

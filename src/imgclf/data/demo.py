@@ -17,6 +17,7 @@ import csv
 import random
 import shutil
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,34 +48,47 @@ def split_indices(labels: np.ndarray, seed: int) -> dict[str, list[int]]:
     return {name: sorted(ids) for name, ids in splits.items()}
 
 
-def build_digits_demo(root: str | Path = "data/digits", seed: int = 0) -> Path:
-    """Write the demo folder once (atomically: built in a temp folder, then renamed)."""
-    from sklearn.datasets import load_digits
-
+def build_once(root: str | Path, write: Callable[[Path], None], source: str) -> Path:
+    """`root`, built once by `write(folder)`: into a `.partial` folder beside it, marked
+    `.complete` (saying `source`), then renamed, so an interrupted build is never taken
+    for a finished one. A finished `root` is returned as it is."""
     root = Path(root)
     if (root / ".complete").exists():
         return root
     staging = root.with_name(root.name + ".partial")
     shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    write(staging)
+    (staging / ".complete").write_text(source + "\n")
+    shutil.rmtree(root, ignore_errors=True)
+    staging.rename(root)
+    return root
+
+
+def build_digits_demo(root: str | Path = "data/digits", seed: int = 0) -> Path:
+    """Write the demo folder once (see `build_once`)."""
+    return build_once(
+        root, lambda folder: write_digits(folder, seed), "built from sklearn.datasets.load_digits"
+    )
+
+
+def write_digits(folder: Path, seed: int) -> None:
+    from sklearn.datasets import load_digits
+
     digits = load_digits()
     splits = split_indices(digits.target, seed)
     for split in ("train", "valid"):
         for index in splits[split]:
             label = int(digits.target[index])
-            folder = staging / split / str(label)
-            folder.mkdir(parents=True, exist_ok=True)
-            digit_image(digits.data[index]).save(folder / f"{index:04d}.png")
-    (staging / "test").mkdir(parents=True)
-    with open(staging / "test_labels.csv", "w", newline="") as handle:
+            (folder / split / str(label)).mkdir(parents=True, exist_ok=True)
+            digit_image(digits.data[index]).save(folder / split / str(label) / f"{index:04d}.png")
+    (folder / "test").mkdir(parents=True)
+    with open(folder / "test_labels.csv", "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["id", "label"])
         for index in splits["test"]:
-            digit_image(digits.data[index]).save(staging / "test" / f"{index:04d}.png")
+            digit_image(digits.data[index]).save(folder / "test" / f"{index:04d}.png")
             writer.writerow([f"{index:04d}", int(digits.target[index])])
-    (staging / ".complete").write_text("built from sklearn.datasets.load_digits\n")
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
-    return root
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import csv
 import random
-import shutil
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from imgclf.data.demo import digit_image
+from imgclf.data.demo import build_once, digit_image
 
 CELL = 32
 # Training mosaics drawn from 80 % of the digits, test mosaics from the other 20 %.
@@ -59,14 +58,17 @@ def write_split(folder: Path, table: Path, mosaics: list) -> None:
 def build_mosaic_demo(
     root: str | Path = "data/mosaics", n_train: int = 1200, n_test: int = 200, seed: int = 0
 ) -> Path:
-    """Write the mosaic folder once (built in a temp folder, then renamed)."""
+    """Write the mosaic folder once (see `build_once`)."""
+    return build_once(
+        root,
+        lambda folder: write_mosaics(folder, n_train, n_test, seed),
+        "mosaics of sklearn.datasets.load_digits",
+    )
+
+
+def write_mosaics(folder: Path, n_train: int, n_test: int, seed: int) -> None:
     from sklearn.datasets import load_digits
 
-    root = Path(root)
-    if (root / ".complete").exists():
-        return root
-    staging = root.with_name(root.name + ".partial")
-    shutil.rmtree(staging, ignore_errors=True)
     digits = load_digits()
     rng = random.Random(seed)
     indices = list(range(len(digits.target)))
@@ -75,9 +77,5 @@ def build_mosaic_demo(
     test_pool, train_pool = indices[:cut], indices[cut:]
     train = [draw_mosaic(rng, digits.data, digits.target, train_pool) for _ in range(n_train)]
     test = [draw_mosaic(rng, digits.data, digits.target, test_pool) for _ in range(n_test)]
-    write_split(staging / "train", staging / "labels.csv", train)
-    write_split(staging / "test", staging / "test_labels.csv", test)
-    (staging / ".complete").write_text("mosaics of sklearn.datasets.load_digits\n")
-    shutil.rmtree(root, ignore_errors=True)
-    staging.rename(root)
-    return root
+    write_split(folder / "train", folder / "labels.csv", train)
+    write_split(folder / "test", folder / "test_labels.csv", test)
