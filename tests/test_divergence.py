@@ -3,13 +3,12 @@ weights, and goes on at lower learning rates; every recovery is one line and a r
 
 from __future__ import annotations
 
-import json
 import math
 
 import lightning as L
 import pytest
 import torch
-from helpers.cli import run_cli, small_run_overrides
+from helpers.cli import run_small
 from helpers.folders import make_image_folder
 from helpers.models import small_datamodule_and_model
 
@@ -115,20 +114,17 @@ def test_a_nan_in_the_weights_goes_back_to_the_stage_start_at_a_tenth_of_the_lrs
 @pytest.mark.slow
 def test_an_lr_too_high_is_caught_recovered_and_recorded_in_summary_json(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=32)
-    result = run_cli(
+    result, run_dir, summary = run_small(
         "train",
-        *small_run_overrides(root, tmp_path),
+        root,
+        tmp_path,
         "recipe=fine_tune",
         "recipe.stages.1.epochs=3",
         # Adam at LR 100 throws every weight around; a thousandth of it trains.
         "recipe.stages.1.lr=100",
         "recipe.stages.1.lr_mult=null",
         "logger=csv",
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    (run_dir,) = (tmp_path / "logs" / "train").iterdir()
-    summary = json.loads((run_dir / "summary.json").read_text())
     recoveries = summary["stages"][1]["recoveries"]
     assert 1 <= len(recoveries) <= 3
     first = recoveries[0]

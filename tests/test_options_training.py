@@ -4,13 +4,11 @@ step-based LR schedules."""
 
 from __future__ import annotations
 
-import json
-
 import lightning as L
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.cli import run_small
 from helpers.folders import make_image_folder
 from helpers.models import small_datamodule_and_model
 
@@ -25,9 +23,10 @@ def ema_run(tmp_path_factory):
     its second validation."""
     tmp = tmp_path_factory.mktemp("options")
     root = make_image_folder(tmp / "pets", n_train=6, n_valid=3, size=32)
-    result = run_cli(
+    result, run_dir, summary = run_small(
         "train",
-        *small_run_overrides(root, tmp),
+        root,
+        tmp,
         "recipe=fine_tune",
         "recipe.stages.0.epochs=3",
         "recipe.stages.1.epochs=2",
@@ -35,11 +34,8 @@ def ema_run(tmp_path_factory):
         "callbacks.default.early_stopping_patience=1",
         "callbacks.default.early_stopping_min_delta=100",
         "logger=csv",
-        cwd=tmp,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = run_dir_of(result)
-    return result, run_dir, root, json.loads((run_dir / "summary.json").read_text())
+    return result, run_dir, root, summary
 
 
 def test_best_ckpt_holds_the_ema_weights_that_were_validated(ema_run):

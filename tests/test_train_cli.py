@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli, run_dir_of, small_run_overrides
+from helpers.cli import run_cli, run_dir_of, run_small, small_run_overrides
 from helpers.folders import make_image_folder
 from helpers.wandb_log import read_wandb_offline_run
 
@@ -149,18 +149,10 @@ def test_one_logger_run_with_a_continuous_step_and_per_group_lrs(trained_run):
 
 def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=8, n_valid=4, size=40)
-    result = run_cli(
-        "lr-find",
-        *small_run_overrides(root, tmp_path),
-        "lr_find.num_iter=15",
-        "lr_find.stage=finetune",
-        "logger=csv",
-        cwd=tmp_path,
+    result, run_dir, summary = run_small(
+        "lr-find", root, tmp_path, "lr_find.num_iter=15", "lr_find.stage=finetune", "logger=csv"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    run_dir = run_dir_of(result)
     assert run_dir.parent == tmp_path / "logs" / "lr_find"
-    summary = json.loads((run_dir / "summary.json").read_text())
     found = summary["lr_find"]
     assert summary["stage"] == "finetune" and found["method"] == "valley"
     assert f"suggests {found['suggestion']:.2e}" in result.stdout
@@ -171,16 +163,9 @@ def test_lr_find_command_plots_prints_and_records_the_suggestion(tmp_path):
 
 def test_fine_tune_recipe_runs_its_two_stages(tmp_path):
     root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, size=40)
-    result = run_cli(
-        "train",
-        *small_run_overrides(root, tmp_path),
-        "recipe=fine_tune",
-        "recipe.stages.1.epochs=1",
-        "logger=csv",
-        cwd=tmp_path,
+    _, _, summary = run_small(
+        "train", root, tmp_path, "recipe=fine_tune", "recipe.stages.1.epochs=1", "logger=csv"
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    summary = json.loads((run_dir_of(result) / "summary.json").read_text())
     frozen, unfrozen = summary["stages"]
     assert (frozen["name"], frozen["epochs"], unfrozen["epochs"]) == ("frozen", 1, 1)
     assert set(frozen["lr"].values()) == {2e-3}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -56,3 +57,14 @@ def small_run_overrides(root: Path, workdir: Path, batch_size: int = 4) -> list[
         f"paths.log_dir={workdir / 'logs'}",
         f"paths.cache_dir={workdir / 'cache'}",
     ]
+
+
+def run_small(
+    command: str, root: Path, workdir: Path, *overrides: str
+) -> tuple[subprocess.CompletedProcess, Path, dict]:
+    """`imgclf <command>` with `small_run_overrides` and `overrides`, in `workdir`; it must
+    succeed. Returns its result, its run directory and that directory's summary.json."""
+    result = run_cli(command, *small_run_overrides(root, workdir), *overrides, cwd=workdir)
+    assert result.returncode == 0, result.stderr[-3000:]
+    run_dir = run_dir_of(result)
+    return result, run_dir, json.loads((run_dir / "summary.json").read_text())
