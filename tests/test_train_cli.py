@@ -295,24 +295,18 @@ def test_image_size_auto_trains_at_a_size_from_the_originals_and_predicts(tmp_pa
     """data.image_size=auto on 40 px originals: 64 px, not the backbone's 224; a stage's own
     size (progressive resizing) still wins; the checkpoint carries the size to predict."""
     root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, n_test=2, size=40)
-    overrides = [
-        o for o in small_run_overrides(root, tmp_path) if not o.startswith("data.image_size=")
-    ]
-    result = run_cli(
+    result, run_dir, summary = run_small(
         "train",
-        *overrides,
-        "data.image_size=auto",
+        root,
+        tmp_path,
+        "data.image_size=auto",  # after the small run's 32 px: the last one wins
         "recipe=fine_tune",
         "recipe.stages.1.epochs=1",
         "+recipe.stages.1.image_size=96",
         "logger=csv",
-        cwd=tmp_path,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
     line = "image size auto: 64 px from the originals' median shorter side 40 px"
     assert result.stdout.count(line) == 1, result.stdout[-3000:]
-    run_dir = run_dir_of(result)
-    summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["image_size_auto"] == {"chosen": 64, "median_short_side": 40.0}
     assert [s["image_size"] for s in summary["stages"]] == [64, 96]
     best = read_checkpoint(summary["best_checkpoint"])
