@@ -260,3 +260,66 @@ def test_num_workers_is_a_count_or_auto(tmp_path, setting):
         UserError, match=r"data.num_workers=.*: must be a whole number >= 0 or auto"
     ):
         FolderDataModule(root, num_workers=setting)
+
+
+@pytest.mark.parametrize(
+    ("median", "chosen"),
+    [
+        (72, 96),  # sprites: rounded up to a multiple of 32, the only upscaling
+        (375, 224),  # 500x375 photos: never above the backbone's pretrained size
+        (8, 32),  # glyphs: at least 32 px (the backbone's total stride)
+        (64, 64),  # a multiple of 32 stays as it is
+        (64.5, 96),  # the median of an even count can be a half
+        (224, 224),
+    ],
+)
+def test_auto_image_size_rounds_the_median_short_side_up_within_the_backbone(median, chosen):
+    from imgclf.data.image_size import auto_image_size
+
+    assert auto_image_size(median, largest=224) == chosen
+
+
+def test_auto_image_size_reads_the_training_originals_median_short_side(tmp_path):
+    from imgclf.data.image_size import median_short_side, sample_paths
+
+    # Mixed sizes: shorter sides 40, 50 (a 50x120 strip), 100, 30 (120x30) -> median 45.
+    sizes = [(40, 40), (50, 120), (100, 200), (120, 30)]
+    paths = []
+    for i, size in enumerate(sizes):
+        paths.append(tmp_path / f"{i}.png")
+        Image.new("RGB", size).save(paths[-1])
+    (tmp_path / "broken.png").write_bytes(b"not an image")
+    assert median_short_side([*paths, tmp_path / "broken.png"]) == 45.0
+    assert median_short_side([tmp_path / "broken.png"]) is None
+    many = [Path(f"{i}.png") for i in range(50)]
+    assert sample_paths(many, limit=10, seed=1) == sample_paths(many, limit=10, seed=1)
+    assert len(set(sample_paths(many, limit=10, seed=1))) == 10
+    assert sample_paths(many[:5], limit=10) == many[:5]
+
+
+def test_image_size_auto_in_the_data_module(tmp_path):
+    root = make_image_folder(tmp_path / "small", n_train=3, n_valid=1, size=40)
+    # Validation originals do not count: only the training split's.
+    for path in (root / "valid").rglob("*.jpg"):
+        Image.new("RGB", (300, 300)).save(path)
+    dm = FolderDataModule(root, image_size="auto", num_workers=0)
+    assert dm.image_size == 224 and dm.image_size_auto is None  # before setup: the backbone's
+    dm.setup("fit")
+    assert dm.image_size == 64
+    assert dm.image_size_auto == {"chosen": 64, "median_short_side": 40.0}
+    line = "image size auto: 64 px from the originals' median shorter side 40 px"
+    assert dm.image_size_line() == line
+    assert dm.val_dataloader().dataset[0][0].shape == (3, 64, 64)
+    assert dm.val_dataloader(image_size=96).dataset[0][0].shape == (3, 96, 96)  # a stage's own
+    dm.set_data_config({**dm.data_config, "input_size": 32})  # a backbone trained at 32 px
+    assert dm.image_size == 32 and dm.image_size_line().endswith("(capped at the backbone's 32 px)")
+    fixed = datamodule(root, image_size=48)
+    assert fixed.image_size == 48 and fixed.image_size_auto is None and not fixed.image_size_line()
+
+
+@pytest.mark.parametrize("setting", ["big", "AUTO", 0, 1.5, True])
+def test_image_size_is_a_size_null_or_auto(tmp_path, setting):
+    with pytest.raises(
+        UserError, match=r"data.image_size=.*: must be a whole number >= 1, null or auto"
+    ):
+        FolderDataModule(tmp_path, image_size=setting)

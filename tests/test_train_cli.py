@@ -289,3 +289,32 @@ def test_a_bigger_bundled_backbone_trains_and_predicts_offline(tmp_path):
         header, *rows = list(csv.reader(f))
     assert header[1:] == ["cats", "dogs"] and sorted(r[0] for r in rows) == ["0", "1", "2"]
     assert all(abs(sum(map(float, r[1:])) - 1) < 1e-5 for r in rows)
+
+
+def test_image_size_auto_trains_at_a_size_from_the_originals_and_predicts(tmp_path):
+    """data.image_size=auto on 40 px originals: 64 px, not the backbone's 224; a stage's own
+    size (progressive resizing) still wins; the checkpoint carries the size to predict."""
+    root = make_image_folder(tmp_path / "pets", n_train=6, n_valid=3, n_test=2, size=40)
+    result, run_dir, summary = run_small(
+        "train",
+        root,
+        tmp_path,
+        "data.image_size=auto",  # after the small run's 32 px: the last one wins
+        "recipe=fine_tune",
+        "recipe.stages.1.epochs=1",
+        "+recipe.stages.1.image_size=96",
+        "logger=csv",
+    )
+    line = "image size auto: 64 px from the originals' median shorter side 40 px"
+    assert result.stdout.count(line) == 1, result.stdout[-3000:]
+    assert summary["image_size_auto"] == {"chosen": 64, "median_short_side": 40.0}
+    assert [s["image_size"] for s in summary["stages"]] == [64, 96]
+    best = read_checkpoint(summary["best_checkpoint"])
+    assert best["imgclf"]["image_size"] == summary["image_size"] in (64, 96)
+    out = tmp_path / "submission.csv"
+    predict = ["predict", f"ckpt={run_dir}", f"input={root / 'test'}", f"out={out}", "tta.n=1"]
+    result = run_cli(*predict, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    with open(out, newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header[1:] == ["cats", "dogs"] and len(rows) == 2

@@ -136,6 +136,8 @@ def fit_recipe(
             f"ImageClassifier(..., task={datamodule.task!r})"
         )
     datamodule.set_data_config(model.data_config)
+    if datamodule.image_size_line():  # image_size="auto": the size it chose
+        print(datamodule.image_size_line(), flush=True)
     records = run_recipe(
         trainer,
         model,

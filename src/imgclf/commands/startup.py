@@ -216,6 +216,8 @@ def build_data_and_model(cfg: DictConfig):
         **weights,
     )
     datamodule.set_data_config(model.data_config)
+    if datamodule.image_size_line():  # data.image_size=auto: the size it chose, once
+        print(datamodule.image_size_line(), flush=True)
     return datamodule, model
 
 

@@ -192,6 +192,8 @@ def run_summary(
         # The size the handed-over weights were trained at (evaluate, predict and export use
         # it); each stage's is in its record.
         "image_size": handed_over_size(origin, stage_records, datamodule.image_size),
+        # data.image_size=auto: the size chosen and the originals' median shorter side.
+        "image_size_auto": datamodule.image_size_auto,
         "recipe": cfg.recipe.get("name"),
         "epochs": trainer.current_epoch,
         "global_step": trainer.global_step,

@@ -19,6 +19,12 @@ from imgclf.data.auto_augment import check_auto_augment
 from imgclf.data.balance import balanced_sampler, check_balance, class_weights, imbalance_message
 from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
 from imgclf.data.gpu_augment import check_decode, device_train_loader
+from imgclf.data.image_size import (
+    auto_image_size,
+    check_image_size_setting,
+    median_short_side,
+    sample_paths,
+)
 from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES, list_images, unreadable_reason
 from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
@@ -44,17 +50,20 @@ class FolderDataModule(L.LightningDataModule):
     Mean/std, interpolation, crop_pct and (unless `image_size` is given) the input size
     come from the model's timm pretrained config via `set_data_config`. Every loader and
     transform takes an `image_size` argument (a recipe stage's own size, progressive
-    resizing); without it they use `image_size`. `task`: auto, single or multi (imgclf.task);
-    after setup, the one chosen from the labels.
+    resizing); without it they use `image_size`: a number, None (the backbone's pretrained
+    size) or "auto" (from the training originals, imgclf.data.image_size). `task`: auto,
+    single or multi (imgclf.task); after setup, the one chosen from the labels.
     """
 
     # Files named in the one warning about unreadable files (summary.json lists all).
     MAX_LISTED = 50
+    # image_size=auto: the training originals' median shorter side, measured at setup.
+    median_short_side: float | None = None
 
     def __init__(
         self,
         root: str | Path,
-        image_size: int | None = None,
+        image_size: int | str | None = None,
         batch_size: int = 64,
         num_workers: int | str = "auto",
         valid_pct: float = 0.2,
@@ -76,8 +85,7 @@ class FolderDataModule(L.LightningDataModule):
         super().__init__()
         max_pixels = checked_settings(verify, augment, max_pixels, valid_pct, min_scale)
         self.root = Path(str(root)).expanduser()
-        # The configured input size; None: the backbone's pretrained size.
-        self.configured_image_size = image_size
+        self.configured_image_size = check_image_size_setting(image_size)
         self.batch_size = batch_size
         # A number, or auto: per loader, by its size (imgclf.data.workers).
         self.num_workers = check_num_workers(num_workers)
@@ -116,7 +124,34 @@ class FolderDataModule(L.LightningDataModule):
 
     @property
     def image_size(self) -> int:
-        return int(self.configured_image_size or self.data_config["input_size"])
+        """The input size of every loader and transform not given its own: the configured
+        one, else (null, or auto before setup measured the originals) the backbone's."""
+        pretrained = int(self.data_config["input_size"])
+        if self.configured_image_size == "auto":
+            if self.median_short_side is None:
+                return pretrained
+            return auto_image_size(self.median_short_side, pretrained)
+        return int(self.configured_image_size or pretrained)
+
+    @property
+    def image_size_auto(self) -> dict | None:
+        """With `image_size=auto` after setup: the size chosen and the training originals'
+        median shorter side it came from (summary.json); else None."""
+        if self.configured_image_size != "auto" or self.median_short_side is None:
+            return None
+        return {"chosen": self.image_size, "median_short_side": self.median_short_side}
+
+    def image_size_line(self) -> str | None:
+        """The console line saying which size `auto` chose; None without auto."""
+        auto = self.image_size_auto
+        if auto is None:
+            return None
+        capped = auto["chosen"] < auto["median_short_side"]
+        return (
+            f"image size auto: {auto['chosen']} px from the originals' median shorter side "
+            f"{auto['median_short_side']:g} px"
+            + (f" (capped at the backbone's {auto['chosen']} px)" if capped else "")
+        )
 
     @property
     def num_skipped(self) -> int:
@@ -149,6 +184,9 @@ class FolderDataModule(L.LightningDataModule):
         unbalanced = imbalance_message(self.class_counts("train"))
         if unbalanced:
             warnings.warn(unbalanced, stacklevel=2)
+        if self.configured_image_size == "auto":
+            paths = sample_paths([path for path, _ in self.train_items], seed=self.seed)
+            self.median_short_side = median_short_side(paths)
         self._scanned = True
 
     @property
