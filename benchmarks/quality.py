@@ -24,13 +24,17 @@ The multi-label set `mosaics` (labels in a Planet-style CSV, outside the halves)
 with `data=csv`, fastai with `ImageDataLoaders.from_csv` and the plain loop with binary
 cross-entropy (`--multi`), and reports samples-F2 and exact match of the tag sets on its
 test split (imgclf at its validated thresholds, fastai and the loop at 0.5); its goal is
-imgclf's F2 at least the better of the other two.
+imgclf's F2 at least the better of the other two. The single-label set `typefaces` (labels
+in a Kaggle-style `labels.csv`, `id,label`, as the dog-breeds competition's) runs imgclf
+with `data=csv`, fastai with `ImageDataLoaders.from_csv` and the plain loop as for the
+folder sets (`--csv`), and reports test accuracy as the folder sets do.
 
     python benchmarks/quality.py                       # everything: imgclf x 3 seeds, the others x 1
     python benchmarks/quality.py --quick               # the inner loop: small sets, 1 seed, imgclf
     python benchmarks/quality.py --half confirm --seeds 0
     python benchmarks/quality.py --sets icons --only imgclf
     python benchmarks/quality.py --sets mosaics          # multi-label, CSV labels
+    python benchmarks/quality.py --sets typefaces        # single-label, Kaggle-style labels.csv
     python benchmarks/quality.py --sets faces --label ema --imgclf-args "callbacks.default.ema_decay=0.998"
 
 `--label` measures one training option: imgclf alone with `--imgclf-args`, recorded under
@@ -206,8 +210,7 @@ def run_other(system: str, data: Path, size: int, epochs: int, logs: Path, seed:
     script = HERE / f"quality_{system}.py"
     command = [str(python), str(script), "--root", str(data), "--size", str(size)]
     command += ["--weights", str(save_weights()), "--epochs", str(epochs), "--seed", str(seed)]
-    if data.name in quality_data.LABELS:
-        command.append("--multi")
+    command += quality_data.baseline_data_args(data.name)
     result, seconds = run_json(command, logs / system / data.name / f"seed{seed}" / "run.log")
     result["process_seconds"] = round(seconds, 2)
     return result
@@ -320,7 +323,7 @@ def markdown(results: dict) -> str:
     ]
     if results.get("note"):
         lines += ["", f"Note: {results['note']}"]
-    for half in (*HALVES, "other"):  # the multi-label sets have their own table
+    for half in (*HALVES, "other"):  # the sets with CSV labels have their own tables
         # Sets measured only with --label options have no systems' rows.
         names = [
             n for n in results["sets"] if half_of(n) == half and results["sets"][n].get("systems")
@@ -332,21 +335,9 @@ def markdown(results: dict) -> str:
             "",
             f"## Half '{half}': {title.get(half, 'outside the halves')}",
             "",
-            "| set | train/valid/test | system | seeds | test acc | test acc TTA "
-            "| test log-loss | train s | unfrozen gain |",
-            "|---|---|---|---|---|---|---|---|---|",
+            *accuracy_rows(results, names),
+            "",
         ]
-        for name in names:
-            entry = results["sets"][name]
-            for system, r in entry["systems"].items():
-                sizes = r.get("sizes") or entry.get("sizes") or {}
-                lines.append(
-                    f"| {name} | {sizes.get('train')}/{sizes.get('valid')}/{sizes.get('test')} "
-                    f"| {system} | {len(r.get('seeds') or [0])} | {spread(r.get('test_acc'))} "
-                    f"| {spread(r.get('test_tta_acc'))} | {r['test']['logloss']:.3f} "
-                    f"| {r['train_seconds']:.0f} | {spread(r.get('unfrozen_gain'))} |"
-                )
-        lines.append("")
         lines += goal_lines(results, names)
     lines += labels_markdown(results)
     return (
@@ -371,6 +362,29 @@ def goal_lines(results: dict, names: list[str]) -> list[str]:
     return lines
 
 
+ACCURACY_HEADER = [
+    "| set | train/valid/test | system | seeds | test acc | test acc TTA "
+    "| test log-loss | train s | unfrozen gain |",
+    "|---|---|---|---|---|---|---|---|---|",
+]
+
+
+def accuracy_rows(results: dict, names: list[str]) -> list[str]:
+    """The single-label sets' rows: test accuracy with and without TTA, log-loss, seconds."""
+    lines = ACCURACY_HEADER[:]
+    for name in names:
+        entry = results["sets"][name]
+        for system, r in entry["systems"].items():
+            sizes = r.get("sizes") or entry.get("sizes") or {}
+            lines.append(
+                f"| {name} | {sizes.get('train')}/{sizes.get('valid')}/{sizes.get('test')} "
+                f"| {system} | {len(r.get('seeds') or [0])} | {spread(r.get('test_acc'))} "
+                f"| {spread(r.get('test_tta_acc'))} | {r['test']['logloss']:.3f} "
+                f"| {r['train_seconds']:.0f} | {spread(r.get('unfrozen_gain'))} |"
+            )
+    return lines
+
+
 def labels_row(name: str, system: str, r: dict, sizes: dict) -> str:
     """One system's row of the multi-label table."""
     return (
@@ -383,16 +397,37 @@ def labels_row(name: str, system: str, r: dict, sizes: dict) -> str:
 
 
 def labels_markdown(results: dict) -> list[str]:
-    """The multi-label sets' table: samples-F2 and exact match of the tag sets."""
+    """The sets with CSV labels: single-label ones by test accuracy, as the folder sets;
+    multi-label ones by samples-F2 and exact match of the tag sets."""
     names = [
         n for n in results["sets"] if half_of(n) == "labels" and results["sets"][n].get("systems")
     ]
     if not names:
         return []
+    single = [n for n in names if n not in quality_data.MULTI_LABEL]
+    multi = [n for n in names if n in quality_data.MULTI_LABEL]
+    lines = ["", "## Labels from a CSV"]
+    if single:
+        lines += [
+            "",
+            "Single-label, the labels in a Kaggle-style `labels.csv` (`id,label`, as the "
+            "dog-breeds competition's): imgclf with `data=csv`, fastai with "
+            "`ImageDataLoaders.from_csv`; scored as the folder sets are.",
+            "",
+            *accuracy_rows(results, single),
+            "",
+            *goal_lines(results, single),
+        ]
+    if multi:
+        lines += multi_label_lines(results, multi)
+    return lines
+
+
+def multi_label_lines(results: dict, names: list[str]) -> list[str]:
+    """The multi-label sets' table: samples-F2 and exact match of the tag sets."""
     lines = [
         "",
-        "## Multi-label, labels from a CSV",
-        "",
+        "Multi-label, the tags in a Planet-style CSV. "
         "Samples-F2 (beta 2, Planet's score) and exact match (the predicted tag set is the "
         "true one) on the test split; imgclf at the thresholds it chose on validation, fastai "
         "and the plain loop at 0.5 (fastai's `accuracy_multi` default). Log-loss: mean binary "

@@ -27,6 +27,17 @@ digits shown; `imgclf.data.mosaic_demo`) comes as Planet's data do, one image fo
     benchmarks/data/quality/mosaics/test_labels.csv     image_name,tags
 
 Train, valid and test mosaics are drawn from disjoint thirds of the digit scans (60/20/20 %).
+
+The single-label set `typefaces` comes as Kaggle's dog-breeds competition does, one image
+folder of hashed ids and a `labels.csv` of `id,label`: 2-3 random lowercase letters rendered
+in one of eight classic typefaces of Debian's `fonts-urw-base35` (the class: the typeface,
+any of its weights and slants; the renders jittered as the large sets' are, 64 px), 60 a
+class, split 60/20/20 % stratified and seeded:
+
+    benchmarks/data/quality/typefaces/train/<id>.png    train and valid images
+    benchmarks/data/quality/typefaces/labels.csv        id,label,is_valid
+    benchmarks/data/quality/typefaces/test/<id>.png     held-out test images
+    benchmarks/data/quality/typefaces/test_labels.csv   id,label
 """
 
 from __future__ import annotations
@@ -156,8 +167,10 @@ BUILDERS: dict[str, Callable[..., Iterator[Sample]]] = {
 
 # The large sets (quality_large.py): 5,000 training images each, trained at 32 px.
 LARGE = ("glyphs", "scripts", "themes")
-# Multi-label sets, labels in a Planet-style CSV (image_name, space-separated tags).
-LABELS = ("mosaics",)
+# Sets whose labels come in a CSV: a file id, then its label (typefaces, Kaggle's
+# dog-breeds style) or its space-separated tags (mosaics, multi-label as Planet's).
+LABELS = ("mosaics", "typefaces")
+MULTI_LABEL = ("mosaics",)
 SETS = (*BUILDERS, *LARGE, *LABELS)
 # The size each set trains at (every system alike); the small sets' originals are 25-64 px.
 IMAGE_SIZE = {
@@ -168,6 +181,7 @@ IMAGE_SIZE = {
     "scripts": 32,
     "themes": 32,
     "mosaics": 64,
+    "typefaces": 64,
 }
 # Mosaics per split of the `mosaics` set.
 MOSAIC_COUNTS = {"train": 900, "valid": 300, "test": 300}
@@ -175,20 +189,39 @@ MOSAIC_COUNTS = {"train": 900, "valid": 300, "test": 300}
 CSV_LAYOUT = {
     "labels": "labels.csv",
     "folder": "train",
-    "label_delim": " ",
     "suffix": ".png",
     "valid_column": "is_valid",
 }
+TAG_DELIM = " "
 TEST_LABELS = "test_labels.csv"
+
+# typefaces: class -> the font file name stem of fonts-urw-base35 (every weight and slant).
+URW = Path("/usr/share/fonts/opentype/urw-base35")
+TYPEFACES = {
+    "avantgarde": "URWGothic",
+    "bookman": "URWBookman",
+    "century": "C059",
+    "chancery": "Z003",
+    "courier": "NimbusMonoPS",
+    "helvetica": "NimbusSans-",
+    "palatino": "P052",
+    "times": "NimbusRoman",
+}
+TYPEFACES_PER_CLASS = 60
+
+
+def csv_layout(multi: bool) -> dict[str, str]:
+    """CsvDataModule's settings for a LABELS set: with the tag delimiter when multi-label."""
+    return {**CSV_LAYOUT, "label_delim": TAG_DELIM} if multi else dict(CSV_LAYOUT)
 
 
 def imgclf_data_args(name: str, root: Path) -> list[str]:
     """The `imgclf train` overrides that read set `name` at root: data=folder, or data=csv
-    with the CSV layout for a multi-label set."""
+    with the CSV layout for a LABELS set."""
     if name not in LABELS:
         return ["data=folder", f"data.root={root}"]
-    layout = [f"data.{key}='{value}'" for key, value in CSV_LAYOUT.items()]
-    return ["data=csv", f"data.root={root}", *layout]
+    layout = csv_layout(name in MULTI_LABEL)
+    return ["data=csv", f"data.root={root}", *(f"data.{k}='{v}'" for k, v in layout.items())]
 
 
 def mosaic_splits(counts: dict[str, int], seed: int = SEED) -> dict[str, list]:
@@ -237,12 +270,72 @@ def write_mosaics(target: Path, counts: dict[str, int]) -> int:
     return sum(len(m) for m in splits.values())
 
 
+def baseline_data_args(name: str) -> list[str]:
+    """How quality_fastai.py and quality_plain.py read set `name`: `--multi` (tags in a
+    CSV), `--csv` (one label a row in a CSV), or nothing (class folders)."""
+    if name in MULTI_LABEL:
+        return ["--multi"]
+    return ["--csv"] if name in LABELS else []
+
+
+def typeface_fonts() -> dict[str, list[str]]:
+    """class -> its font files (every weight and slant) of fonts-urw-base35."""
+    from benchmarks.quality_large import FONT_PACKAGES, ensure_packages
+
+    ensure_packages(FONT_PACKAGES, URW / "NimbusSans-Regular.otf")
+    return {
+        label: sorted(str(p) for p in URW.glob(f"{stem}*.otf")) for label, stem in TYPEFACES.items()
+    }
+
+
+def typeface_samples(
+    per_class: int = TYPEFACES_PER_CLASS, fonts: dict[str, list[str]] | None = None
+) -> Iterator[Sample]:
+    """2-3 random lowercase letters in each typeface (one of its fonts drawn at random),
+    jittered as the large sets' renders; ids are hashes that do not give the class away.
+    fonts: class -> font files (default: `typeface_fonts()`)."""
+    from benchmarks.quality_large import render
+
+    rng = random.Random(SEED)
+    for label, files in (fonts or typeface_fonts()).items():
+        for index in range(per_class):
+            letters = rng.choices("abcdefghijklmnopqrstuvwxyz", k=rng.choice((2, 3)))
+            ident = hashlib.sha1(f"{label}-{index}".encode()).hexdigest()[:16]
+            yield ident, label, render("".join(letters), rng.choice(files), rng)
+
+
+def write_typefaces(target: Path, per_class: int, fonts: dict | None = None) -> int:
+    """The `typefaces` layout (module docstring) under target; returns the image count."""
+    samples = {(i, c): image for i, c, image in typeface_samples(per_class, fonts)}
+    splits = split_of(list(samples))
+    for folder in ("train", "test"):
+        (target / folder).mkdir(parents=True, exist_ok=True)
+    rows: dict[str, list] = {"train": [], "test": []}
+    for split, members in splits.items():
+        folder = "test" if split == "test" else "train"
+        for ident, label in sorted(members):
+            samples[(ident, label)].save(target / folder / f"{ident}{CSV_LAYOUT['suffix']}")
+            row = [ident, label]
+            rows[folder].append(row if folder == "test" else [*row, split == "valid"])
+    tables = {
+        "train": (target / CSV_LAYOUT["labels"], ["id", "label", "is_valid"]),
+        "test": (target / TEST_LABELS, ["id", "label"]),
+    }
+    for folder, (path, header) in tables.items():
+        with open(path, "w", newline="") as handle:
+            csv.writer(handle).writerows([header, *rows[folder]])
+    return len(samples)
+
+
 def read_tags(table: Path) -> list[tuple[str, list[str], bool]]:
-    """(image name, tags, is_valid) rows of a LABELS set's CSV (is_valid False without the column)."""
+    """(image id, labels, is_valid) rows of a LABELS set's CSV: the id in the first column,
+    the label or space-separated tags in the second; is_valid False without that column."""
     with open(table, newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        valid = header.index("is_valid") if "is_valid" in header else None
         return [
-            (row["image_name"], row["tags"].split(), row.get("is_valid") == "True")
-            for row in csv.DictReader(handle)
+            (row[0], row[1].split(), valid is not None and row[valid] == "True") for row in reader
         ]
 
 
@@ -262,8 +355,11 @@ def build(name: str, root: Path = ROOT, limit: int | None = None, **kwargs) -> P
         staging.rename(target)
         return target
     if name in LABELS:
-        counts = MOSAIC_COUNTS if limit is None else dict.fromkeys(MOSAIC_COUNTS, limit)
-        total = write_mosaics(staging, counts)
+        if name == "typefaces":
+            total = write_typefaces(staging, limit or TYPEFACES_PER_CLASS, **kwargs)
+        else:
+            counts = MOSAIC_COUNTS if limit is None else dict.fromkeys(MOSAIC_COUNTS, limit)
+            total = write_mosaics(staging, counts)
         (staging / ".complete").write_text(f"{name}: {total} images\n")
         shutil.rmtree(target, ignore_errors=True)
         staging.rename(target)

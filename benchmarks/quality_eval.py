@@ -2,9 +2,10 @@
 
 Loads the run's `checkpoints/best.ckpt` (what `imgclf evaluate` and `export` take) and
 predicts the labelled `test/<class>/` images of the data set with the Python API's
-`interpret` (plain pass and TTA x4, as `imgclf evaluate` does on `valid/`). A multi-label
-run (a LABELS set of quality_data.py) is read with its CSV layout and scored on the test
-CSV's tag sets at the thresholds it chose on validation: samples-F2 and exact match
+`interpret` (plain pass and TTA x4, as `imgclf evaluate` does on `valid/`). A set whose
+labels come in a CSV (a LABELS set of quality_data.py) is read with its CSV layout and
+its test images are those of the test CSV. A multi-label run is scored on their tag sets
+at the thresholds it chose on validation: samples-F2 and exact match
 (`tag_variant_metrics`, what `imgclf evaluate` reports). Prints one JSON line.
 
     python benchmarks/quality_eval.py --run logs/train/<run> --root <set>
@@ -26,7 +27,7 @@ from imgclf.evaluation.tags import tag_variant_metrics
 from imgclf.evaluation.tta import predict_with_tta
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.quality_data import CSV_LAYOUT, TEST_LABELS, read_tags  # noqa: E402
+from benchmarks.quality_data import CSV_LAYOUT, TEST_LABELS, csv_layout, read_tags  # noqa: E402
 
 
 def tag_scores(metrics: dict) -> dict:
@@ -39,23 +40,31 @@ def tag_scores(metrics: dict) -> dict:
     }
 
 
+def csv_test_items(model, root: Path) -> list:
+    """The test CSV's images with their labels as the model's class indices (a tuple of
+    tag indices for a multi-label model)."""
+    index = {name: i for i, name in enumerate(model.class_names)}
+    items = []
+    for name, tags, _ in read_tags(root / TEST_LABELS):
+        path = root / "test" / f"{name}{CSV_LAYOUT['suffix']}"
+        label = tuple(index[t] for t in tags) if model.task.name == "multi" else index[tags[0]]
+        items.append((path, label))
+    return items
+
+
 def test_tags(model, root: Path, workers: int) -> tuple[dict, dict, int]:
     """A multi-label model on root's test CSV: plain and TTA x4 scores, and the image count."""
-    data = CsvDataModule(root, num_workers=workers, **CSV_LAYOUT)
+    data = CsvDataModule(root, num_workers=workers, **csv_layout(multi=True))
     data.setup("validate")
     data.set_data_config(model.data_config)
-    index = {name: i for i, name in enumerate(model.class_names)}
-    suffix = CSV_LAYOUT["suffix"]
-    rows = read_tags(root / TEST_LABELS)
-    items = [
-        (root / "test" / f"{name}{suffix}", tuple(index[t] for t in tags)) for name, tags, _ in rows
-    ]
-    labels = model.task.encode_all([y for _, y in items], len(index)).astype(np.int64)
+    items = csv_test_items(model, root)
+    n_classes = len(model.class_names)
+    labels = model.task.encode_all([y for _, y in items], n_classes).astype(np.int64)
     size = model.image_size or data.image_size
     result = predict_with_tta(
         make_trainer(accelerator="cpu"), model, data, items, size, 4, 0.25, data.seed
     )
-    thresholds = model.thresholds or [0.5] * len(index)
+    thresholds = model.thresholds or [0.5] * n_classes
     plain = tag_variant_metrics(result.plain, labels, thresholds, model.task.beta)
     tta = tag_variant_metrics(result.tta, labels, thresholds, model.task.beta)
     return tag_scores(plain), tag_scores(tta), len(items)
@@ -73,14 +82,19 @@ def main() -> None:
         test, test_tta, count = test_tags(model, args.root, args.workers)
         print(json.dumps(run_result(summary, test, test_tta, count, model.image_size)))
         return
-    data = FolderDataModule(args.root, num_workers=args.workers)
-    data.setup()
-    index = {name: i for i, name in enumerate(data.classes)}
-    items = [
-        (path, index[folder.name])
-        for folder in sorted((args.root / "test").iterdir())
-        for path in list_images(folder)
-    ]
+    if (args.root / TEST_LABELS).exists():  # a single-label set with CSV labels
+        data = CsvDataModule(args.root, num_workers=args.workers, **csv_layout(multi=False))
+        data.setup()
+        items = csv_test_items(model, args.root)
+    else:
+        data = FolderDataModule(args.root, num_workers=args.workers)
+        data.setup()
+        index = {name: i for i, name in enumerate(data.classes)}
+        items = [
+            (path, index[folder.name])
+            for folder in sorted((args.root / "test").iterdir())
+            for path in list_images(folder)
+        ]
     trainer = make_trainer(accelerator="cpu")
     result = interpret(model, data, trainer=trainer, items=items, tta_n=4, clip=None)
     metrics = result.metrics

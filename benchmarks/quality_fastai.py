@@ -15,6 +15,10 @@ valid_col="is_valid")` (MultiCategoryBlock, BCEWithLogitsLossFlat), metrics
 p >= 0.5 (accuracy_multi's default), scored by samples-F2 (scikit-learn's `fbeta_score`,
 which fastai's FBetaMulti wraps) and exact match.
 
+`--csv`: a single-label set whose labels come in a CSV (`id,label`, as Kaggle's dog-breeds
+competition): `ImageDataLoaders.from_csv(valid_col="is_valid")` (CategoryBlock), the same
+`fine_tune`, scored as the folder sets are on the test CSV's labels.
+
     .venv-fastai/bin/python benchmarks/quality_fastai.py --root <set> --size 96 --weights body.pth
 """
 
@@ -74,8 +78,9 @@ def tag_scores(probs: np.ndarray, labels: np.ndarray, threshold: float = 0.5) ->
 
 
 def test_rows(root: Path) -> list[tuple[str, list[str]]]:
+    """(id, labels) of the test CSV: the id in the first column, the label or tags next."""
     with open(root / TEST_LABELS, newline="") as handle:
-        return [(r["image_name"], r["tags"].split()) for r in csv.DictReader(handle)]
+        return [(r[0], r[1].split()) for r in list(csv.reader(handle))[1:]]
 
 
 def multi_hot(rows: list, vocab: list[str]) -> np.ndarray:
@@ -96,6 +101,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--multi", action="store_true", help="multi-label CSV set")
+    parser.add_argument("--csv", action="store_true", help="single-label set, labels in a CSV")
     args = parser.parse_args()
     set_seed(args.seed, reproducible=True)
     common = {
@@ -104,17 +110,17 @@ def main() -> None:
         "bs": args.batch_size,
         "num_workers": args.workers,
     }
-    if args.multi:
+    if args.multi or args.csv:
         dls = ImageDataLoaders.from_csv(
             args.root,
             csv_fname=LABELS,
             folder=FOLDER,
             suff=SUFFIX,
-            label_delim=" ",
+            label_delim=" " if args.multi else None,
             valid_col=VALID_COLUMN,
             **common,
         )
-        metrics = [accuracy_multi, FBetaMulti(2.0, average="samples")]
+        metrics = [accuracy_multi, FBetaMulti(2.0, average="samples")] if args.multi else accuracy
     else:
         dls = ImageDataLoaders.from_folder(args.root, train="train", valid="valid", **common)
         metrics = accuracy
@@ -142,6 +148,16 @@ def main() -> None:
             tta, _ = learn.tta(dl=dls.test_dl(test_files))
         valid = tag_scores(valid_probs.numpy(), valid_labels.numpy())
         test, test_tta = tag_scores(plain.numpy(), labels), tag_scores(tta.numpy(), labels)
+    elif args.csv:  # test images by the CSV's rows, their labels as vocab indices
+        rows = test_rows(args.root)
+        test_files = [args.root / "test" / f"{name}{SUFFIX}" for name, _ in rows]
+        labels = np.array([list(dls.vocab).index(tags[0]) for _, tags in rows])
+        with learn.no_bar():
+            valid_probs, valid_labels = learn.get_preds(dl=dls.valid)
+            plain, _ = learn.get_preds(dl=dls.test_dl(test_files))
+            tta, _ = learn.tta(dl=dls.test_dl(test_files))
+        valid = scores(valid_probs.numpy(), valid_labels.numpy())
+        test, test_tta = scores(plain.numpy(), labels), scores(tta.numpy(), labels)
     else:
         test_files = get_image_files(args.root / "test")
         test_dl = dls.test_dl(test_files, with_labels=True)
@@ -152,7 +168,9 @@ def main() -> None:
         valid = scores(valid_probs.numpy(), valid_labels.numpy())
         test = scores(plain.numpy(), labels.numpy())
         test_tta = scores(tta.numpy(), labels.numpy())
-    loader = "from_csv, MultiCategoryBlock" if args.multi else "from_folder"
+    loader = "from_folder"
+    if args.multi or args.csv:
+        loader = f"from_csv, {'MultiCategoryBlock' if args.multi else 'CategoryBlock'}"
     result = {
         "system": "fastai",
         "train_seconds": round(train_seconds, 2),

@@ -9,6 +9,8 @@ passes averaged, blended 0.75 / 0.25 with the plain pass. Prints one JSON line.
 `--multi`: a multi-label set with Planet-style CSV labels (quality_data.py's LABELS): one
 sigmoid per tag, binary cross-entropy on logits (no smoothing), tags predicted at p >= 0.5;
 test scores are samples-F2 and exact match of the tag sets (imgclf's `tag_variant_metrics`).
+`--csv`: a single-label set whose labels come in a CSV (`id,label`, quality_data.py's
+LABELS), trained and scored as the folder sets are.
 
     python benchmarks/quality_plain.py --root <set> --size 96 --weights body.pth
 """
@@ -52,20 +54,24 @@ class Folder(Dataset):
 
 
 class Tagged(Folder):
-    """A LABELS set's images with multi-hot float targets, from its CSV rows."""
+    """A LABELS set's images from its CSV rows: multi-hot float targets (`multi`), or the
+    class index of each row's one label."""
 
-    def __init__(self, folder: Path, rows: list, classes: list[str], transform) -> None:
+    def __init__(self, folder: Path, rows: list, classes: list[str], transform, multi: bool):
         index = {name: i for i, name in enumerate(classes)}
         self.items = []
         for name, tags, _ in rows:
-            target = torch.zeros(len(classes))
-            target[[index[t] for t in tags]] = 1.0
+            if multi:
+                target = torch.zeros(len(classes))
+                target[[index[t] for t in tags]] = 1.0
+            else:
+                target = index[tags[0]]
             self.items.append((folder / f"{name}{CSV_LAYOUT['suffix']}", target))
         self.transform = transform
 
 
-def tagged_sets(root: Path, transform) -> tuple[dict, list[str]]:
-    """train/valid/test Tagged sets of a LABELS set and its sorted tags."""
+def tagged_sets(root: Path, transform, multi: bool = True) -> tuple[dict, list[str]]:
+    """train/valid/test Tagged sets of a LABELS set and its sorted labels (tags)."""
     rows = read_tags(root / CSV_LAYOUT["labels"])
     classes = sorted({t for _, tags, _ in rows for t in tags})
     folder = root / CSV_LAYOUT["folder"]
@@ -73,8 +79,9 @@ def tagged_sets(root: Path, transform) -> tuple[dict, list[str]]:
         "train": [r for r in rows if not r[2]],
         "valid": [r for r in rows if r[2]],
     }
-    data = {split: Tagged(folder, part, classes, transform) for split, part in parts.items()}
-    data["test"] = Tagged(root / "test", read_tags(root / TEST_LABELS), classes, transform)
+    data = {split: Tagged(folder, part, classes, transform, multi) for split, part in parts.items()}
+    test = read_tags(root / TEST_LABELS)
+    data["test"] = Tagged(root / "test", test, classes, transform, multi)
     return data, classes
 
 
@@ -149,11 +156,12 @@ def main() -> None:
     parser.add_argument("--tta", type=int, default=4)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--multi", action="store_true", help="multi-label CSV set, BCE")
+    parser.add_argument("--csv", action="store_true", help="single-label set, labels in a CSV")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     train_tf, valid_tf = transforms(args.size)
-    if args.multi:
-        data, classes = tagged_sets(args.root, valid_tf)
+    if args.multi or args.csv:
+        data, classes = tagged_sets(args.root, valid_tf, multi=args.multi)
     else:
         classes = sorted(p.name for p in (args.root / "train").iterdir() if p.is_dir())
         data = {s: Folder(args.root / s, classes, valid_tf) for s in ("train", "valid", "test")}

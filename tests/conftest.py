@@ -15,6 +15,7 @@ SLOW_MODULES = {
     "test_benchmarks",
     "test_benchmarks_gpu",
     "test_ddp_interrupt",
+    "test_ddp_multilabel",
     "test_ddp_recipe",
     "test_disk_full",
     "test_evaluate",

@@ -236,12 +236,83 @@ def test_the_mosaics_set_is_a_planet_style_csv_with_a_labelled_test_split(tmp_pa
     # imgclf reads it with the overrides quality.py passes: the same train/valid parts.
     args = quality_data.imgclf_data_args("mosaics", root)
     assert args[:2] == ["data=csv", f"data.root={root}"] and "data.label_delim=' '" in args
-    data = CsvDataModule(root, **quality_data.CSV_LAYOUT)
+    data = CsvDataModule(root, **quality_data.csv_layout(multi=True))
     data.setup("fit")
     assert len(data.train_items) == 6 and len(data.valid_items) == 6
     assert quality_data.imgclf_data_args("digits", root)[0] == "data=folder"
     assert "mosaics" in quality.planned_sets(quality.parse_args([]))
     assert "mosaics" not in quality.planned_sets(quality.parse_args(["--half", "choose"]))
+
+
+def test_the_typefaces_set_is_a_kaggle_style_labels_csv_with_a_labelled_test_split(tmp_path):
+    import csv
+
+    import matplotlib
+
+    from imgclf.data.csv_labels import CsvDataModule
+
+    # matplotlib's DejaVu fonts stand in for fonts-urw-base35: three typefaces.
+    ttf = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    fonts = {
+        name: sorted(str(p) for p in ttf.glob(f"{stem}*.ttf"))
+        for name, stem in (
+            ("mono", "DejaVuSansMono"),
+            ("sans", "DejaVuSans-"),
+            ("serif", "DejaVuSerif"),
+        )
+    }
+    assert all(fonts.values())
+    root = quality_data.build("typefaces", tmp_path, limit=10, fonts=fonts)
+    # 10 a class, 60/20/20 % stratified: 6/2/2 of each of the three.
+    assert quality_data.counts(root) == {"train": 18, "valid": 6, "test": 6}
+    with open(root / "labels.csv", newline="") as f:
+        header, *rows = list(csv.reader(f))
+    with open(root / quality_data.TEST_LABELS, newline="") as f:
+        test_header, *test_rows = list(csv.reader(f))
+    assert header == ["id", "label", "is_valid"] and test_header == ["id", "label"]
+    ids = [r[0] for r in rows] + [r[0] for r in test_rows]
+    assert len(set(ids)) == len(ids) == 30  # train, valid and test are disjoint
+    assert not any(name in i for i in ids for name in fonts)  # an id names no class
+    for part in ([r for r in rows if r[2] == "False"], [r for r in rows if r[2] == "True"]):
+        assert {r[1] for r in part} == set(fonts)
+    assert sorted(r[1] for r in test_rows) == sorted(list(fonts) * 2)
+    assert sorted(p.stem for p in (root / "train").iterdir()) == sorted(r[0] for r in rows)
+    assert sorted(p.stem for p in (root / "test").iterdir()) == sorted(r[0] for r in test_rows)
+    with Image.open(root / "test" / f"{test_rows[0][0]}.png") as image:
+        assert image.size == (64, 64) and image.mode == "RGB"
+    # imgclf reads it as quality.py passes it (data=csv, one label a row), fastai and the
+    # plain loop with --csv.
+    args = quality_data.imgclf_data_args("typefaces", root)
+    assert args[:2] == ["data=csv", f"data.root={root}"]
+    assert "data.valid_column='is_valid'" in args and not any("label_delim" in a for a in args)
+    data = CsvDataModule(root, **quality_data.csv_layout(multi=False))
+    data.setup("fit")
+    assert len(data.train_items) == 18 and len(data.valid_items) == 6
+    assert data.classes == sorted(fonts) and data.task == "single"
+    assert quality_data.baseline_data_args("typefaces") == ["--csv"]
+    assert quality_data.baseline_data_args("mosaics") == ["--multi"]
+    assert quality_data.baseline_data_args("digits") == []
+    assert "typefaces" in quality.planned_sets(quality.parse_args([]))
+
+
+def test_the_labels_section_reports_a_single_label_csv_set_by_test_accuracy():
+    runs = {
+        "imgclf": {"0": run_result("imgclf", 0.9, 50), "1": run_result("imgclf", 0.84, 50)},
+        "fastai": {"0": run_result("fastai", 0.8, 60)},
+        "plain": {"0": run_result("plain", 0.86, 40)},
+    }
+    entry = {"runs": runs}
+    quality.refresh(entry)
+    assert entry["goal"]["score"] == "acc" and entry["goal"]["met"]  # 0.87 >= 0.86, 50 <= 60
+    lines = quality.labels_markdown({"sets": {"typefaces": entry}})
+    assert "## Labels from a CSV" in lines
+    row = next(line for line in lines if line.startswith("| typefaces | 6/2/2 | imgclf"))
+    assert (
+        row
+        == "| typefaces | 6/2/2 | imgclf | 2 | 0.870 ± 0.042 | 0.870 ± 0.042 | 0.300 | 50 | n/a |"
+    )
+    assert "- typefaces: accuracy met (best other 0.860), time met" in lines
+    assert not any("test F2" in line for line in lines)  # no multi-label table
 
 
 def test_tag_scores_are_samples_f2_and_exact_match_at_one_half():
