@@ -12,8 +12,7 @@ from helpers.cli import run_cli, start_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 
-from imgclf.training.checkpoint_io import AtomicCheckpointIO
-from imgclf.training.checkpoints import atomic_torch_save, read_checkpoint
+from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
 from imgclf.training.resume import resume_argv, resume_checkpoint
 
 
@@ -82,7 +81,7 @@ def test_killed_run_resumes_to_the_same_weights_and_metrics(tmp_path):
 
 KILL_WHILE_SAVING = """
 import os, signal, sys, torch
-from imgclf.training.checkpoint_io import AtomicCheckpointIO
+from imgclf.training.checkpoints import AtomicCheckpointIO
 
 real_save = torch.save
 

@@ -31,6 +31,25 @@ BEST, LAST = "best.ckpt", "last.ckpt"
 INTERRUPTED = "interrupted.ckpt"
 
 
+def __getattr__(name: str):
+    """`AtomicCheckpointIO`, Lightning's torch checkpoint IO writing every local file with
+    `atomic_torch_save` (configs/trainer/default.yaml names it here). Defined on first use:
+    it subclasses a Lightning class, and reading a checkpoint needs no Lightning."""
+    if name != "AtomicCheckpointIO":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+            if storage_options is not None or "://" in str(path):
+                return super().save_checkpoint(checkpoint, path, storage_options)
+            atomic_torch_save(checkpoint, path)
+
+    AtomicCheckpointIO.__module__, AtomicCheckpointIO.__qualname__ = __name__, name
+    globals()[name] = AtomicCheckpointIO  # defined once
+    return AtomicCheckpointIO
+
+
 def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) -> Path:
     """A checkpoint file as given, or a run directory's first of `prefer` (best, then last)."""
     if not path:
