@@ -2,9 +2,10 @@
 command (interpreter start-up, imports, model load, prediction, files written), timed over
 several rounds on a small run trained first.
 
-Two commands: the default (TTA x4, clip=auto: eps is chosen on the run's validation set
-first, so that set is predicted too) and the quickest answer for one photo
-(`tta.n=0 clip=null`). Goal: one image in under 3 s on 2 idle cores.
+Two commands: the default (TTA x4, clip=auto: the eps the run chose on its validation set
+in training, saved in the checkpoint) and the quickest answer for one photo
+(`tta.n=0 clip=null`). Both run without Lightning (trainer=cpu, no logger). Goal: one image
+in under 3 s on 2 idle cores.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ import torch
 
 from imgclf.errors import UserError
 from imgclf.model import ImageClassifier
-from imgclf.training.checkpoints import load_classifier, read_checkpoint
+from imgclf.training.checkpoints import load_classifier, load_network, read_checkpoint
 
 
 def save_checkpoint(model: ImageClassifier, path) -> None:
@@ -31,6 +31,28 @@ def test_round_trip_keeps_weights_classes_and_image_size(tmp_path):
     images = torch.rand(2, 3, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(loaded(images), model(images))
+
+
+def test_the_network_alone_gives_the_classifiers_logits_without_lightning(tmp_path):
+    """`load_network` (what `imgclf predict` on the CPU uses) builds body and head from the
+    checkpoint's hyperparameters: same logits, classes, size, thresholds, task."""
+    torch.manual_seed(0)
+    model = ImageClassifier(num_classes=3, class_names=["a", "b", "c"], task="multi").eval()
+    model.image_size, model.thresholds = 96, [0.2, 0.5, 0.7]
+    save_checkpoint(model, tmp_path / "model.ckpt")
+
+    network = load_network(tmp_path / "model.ckpt")
+    assert not network.training and network.image_size == 96
+    assert network.class_names == ["a", "b", "c"] and network.thresholds == [0.2, 0.5, 0.7]
+    assert network.task.name == "multi" and network.data_config == model.data_config
+    pixels = torch.randint(0, 256, (2, 3, 64, 64), dtype=torch.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(network(pixels), model(pixels), rtol=0, atol=1e-6)
+    broken = read_checkpoint(tmp_path / "model.ckpt")
+    broken["state_dict"]["head.8.weight"] = torch.zeros(5, 5)
+    torch.save(broken, tmp_path / "broken.ckpt")
+    with pytest.raises(UserError, match="do not fit"):
+        load_network(tmp_path / "broken.ckpt")
 
 
 class Payload:

@@ -197,3 +197,80 @@ def test_lr_find_on_a_run_takes_its_data_model_and_recipe(trained_run):
     assert cfg.data.root == str(root) and cfg.data.image_size == 32
     assert cfg.recipe.name == "fine_tune" and cfg.recipe.stages[1].epochs == 1
     assert cfg.ckpt == str(run_dir) and cfg.lr_find.num_iter == 5
+
+
+# What a one-image prediction on the CPU must not import (seconds of start-up each).
+HEAVY_MODULES = ("lightning", "torchmetrics", "wandb")
+# `imgclf predict` in a subprocess that reports, after the command, which of them it loaded.
+REPORT_IMPORTS = (
+    "import sys; from imgclf.cli import main; main(sys.argv[1:]); "
+    f"print('loaded:', *sorted(m for m in {HEAVY_MODULES!r} if m in sys.modules))"
+)
+
+
+def predict_reporting_imports(*args: str, cwd: Path) -> tuple[Path, list[str]]:
+    """Run `imgclf predict <args>`; its run directory and the heavy modules it loaded."""
+    import subprocess
+    import sys
+
+    from helpers.cli import cli_env
+
+    result = subprocess.run(
+        [sys.executable, "-c", REPORT_IMPORTS, "predict", *args],
+        cwd=cwd, env=cli_env(), capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    *lines, report = result.stdout.strip().splitlines()
+    assert report.startswith("loaded:") and lines[-1].startswith("/")
+    assert sum("predicting" in line for line in (result.stdout + result.stderr).splitlines()) <= 1
+    return Path(lines[-1]), report.split()[1:]
+
+
+def test_predict_on_the_cpu_runs_without_lightning_and_gives_the_same_probabilities(
+    trained_run, tmp_path
+):
+    """One image through `imgclf predict` loads no Lightning, torchmetrics or W&B; its
+    probabilities (TTA x4) equal those of the Trainer's passes (`trainer.devices=auto`
+    takes that path) on a large JPEG and a PNG with alpha, and without TTA the Python
+    API's."""
+    import imgclf
+
+    run_dir, _, tmp = trained_run
+    images = [p for p in extra_images(tmp_path / "new") if p.name in ("big.jpg", "alpha.png")]
+    listed = f"input=[{','.join(map(str, images))}]"
+    plain_dir, loaded = predict_reporting_imports(f"ckpt={run_dir}", listed, "clip=null", cwd=tmp)
+    assert loaded == []
+    trainer_dir, loaded = predict_reporting_imports(
+        f"ckpt={run_dir}", listed, "clip=null", "trainer.devices=auto", cwd=tmp
+    )
+    assert "lightning" in loaded  # the report sees an import when there is one
+    plain = read_probabilities(plain_dir / "submission.csv")
+    with_trainer = read_probabilities(trainer_dir / "submission.csv")
+    assert set(plain) == {"big", "alpha"} and plain.keys() == with_trainer.keys()
+    for name in plain:
+        np.testing.assert_allclose(plain[name], with_trainer[name], atol=1e-6)
+
+    no_tta_dir, _ = predict_reporting_imports(
+        f"ckpt={run_dir}", listed, "clip=null", "tta.n=0", cwd=tmp
+    )
+    run = imgclf.load(run_dir)
+    got = read_probabilities(no_tta_dir / "submission.csv")
+    for image in images:
+        api = [run.predict(image).probs[c] for c in run.classes]
+        np.testing.assert_allclose(got[image.stem], api, atol=1e-6)
+
+
+def test_predict_clips_at_the_eps_the_run_chose_in_training(trained_run):
+    """clip=auto (the default) takes the eps of the run's last validation before its best
+    checkpoint, saved in it, instead of predicting the validation set again."""
+    import torch
+
+    run_dir, root, tmp = trained_run
+    image = sorted((root / "test").glob("*.jpg"))[0]
+    out_dir, loaded = predict_reporting_imports(f"ckpt={run_dir}", f"input={image}", cwd=tmp)
+    assert loaded == []
+    record = json.loads((out_dir / "predict.json").read_text())
+    checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
+    chosen = checkpoint["callbacks"]["ClipProbabilities"]["chosen_eps"]
+    assert chosen is not None and record["clip_eps"] == chosen
+    assert record["clip_chosen_on"] == "the run's validation in training (best.ckpt)"

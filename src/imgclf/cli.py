@@ -52,6 +52,38 @@ def single_console_log() -> None:
     quiet_third_party()
 
 
+def quiet_console(task: Callable, cfg) -> None:
+    """Third-party notices filtered; and for a command that uses Lightning, each of its
+    messages printed once (`single_console_log`, which imports it)."""
+    if needs_lightning(task, cfg):
+        single_console_log()
+    else:
+        from imgclf.reporting.quiet import quiet_third_party
+
+        quiet_third_party()
+
+
+def needs_lightning(task: Callable, cfg) -> bool:
+    """Whether the command imports Lightning (all but `predict` in one CPU process, which
+    runs without it: `imgclf.commands.predict.without_lightning`)."""
+    if task is not predict_task:
+        return True
+    from imgclf.commands.predict import without_lightning
+
+    return not without_lightning(cfg)
+
+
+def predict_built_as(cfg) -> dict:
+    """`imgclf predict` without Lightning builds no Trainer, and loaders from `data.*`
+    (`ImageLoading`): its config is checked against what it builds, which imports no
+    Lightning either."""
+    from imgclf.commands.predict import without_lightning
+
+    if not without_lightning(cfg):
+        return {}
+    return {"trainer": None, "data": "imgclf.data.loading.ImageLoading"}
+
+
 def is_first_process() -> bool:
     """Rank 0 of a multi-process run (torchrun sets RANK; Lightning's own launcher sets
     LOCAL_RANK and NODE_RANK), or a single process."""
@@ -91,7 +123,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
     rank that Lightning's launcher started (with only the overrides)."""
     import hydra
 
-    from imgclf.callbacks.interrupt import Terminated, install_sigterm_handler
+    from imgclf.processes import Terminated, install_sigterm_handler
 
     # A refused command removes the empty run directory Hydra made for it, never one that
     # was there before (a run to resume, a folder named with hydra.run.dir=).
@@ -102,7 +134,7 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
         from imgclf.commands.startup import discard_unstarted_run
         from imgclf.commands.sweep import in_multirun, report_failed_trial
 
-        single_console_log()
+        quiet_console(task, cfg)
         install_sigterm_handler()
         try:
             directory, value = task(cfg)
@@ -171,7 +203,8 @@ def check_overrides(config_name: str, argv: list[str]) -> None:
     options = [arg for arg in argv if arg.startswith("-")]
     overrides = [arg for arg in argv if not arg.startswith("-")]
     if not options:
-        compose_checked(config_dir(), config_name, overrides)
+        built_as = predict_built_as if config_name == "predict" else None
+        compose_checked(config_dir(), config_name, overrides, built_as=built_as)
     elif set(options) <= {"-m", "--multirun"}:
         sweep_checked(config_dir(), config_name, overrides)
     # other options (--help, --cfg, ...): Hydra's own

@@ -15,6 +15,7 @@ import lightning as L
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from imgclf.errors import TrainingInterrupted
+from imgclf.processes import Terminated, install_sigterm_handler  # noqa: F401  (re-exported)
 from imgclf.training.checkpoints import INTERRUPTED
 
 INTERRUPTED_NAME = INTERRUPTED
@@ -23,21 +24,6 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 class StopRequested(Exception):
     """Raised at the end of a training batch after a stop signal; interrupted.ckpt is saved."""
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM outside a fit (scan, LR finder, precompute), raised where Ctrl-C would be."""
-
-
-def raise_terminated(signum, frame) -> None:
-    raise Terminated
-
-
-def install_sigterm_handler() -> None:
-    """Make SIGTERM stop a command the way Ctrl-C does (outside a fit: at once; inside: by
-    SaveOnInterrupt), instead of killing the process without a word."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGTERM, raise_terminated)
 
 
 def exit_status(signum: int) -> int:

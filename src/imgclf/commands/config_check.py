@@ -62,10 +62,17 @@ MOVED = {
 
 
 def compose_checked(
-    config_dir: Path, config_name: str, overrides: list[str], with_hydra: bool = False
+    config_dir: Path,
+    config_name: str,
+    overrides: list[str],
+    with_hydra: bool = False,
+    built_as=None,
 ) -> DictConfig:
     """The config Hydra will build from `overrides` (`with_hydra`: and its `hydra`
-    section), or a one-line UserError."""
+    section), or a one-line UserError. `built_as(cfg)`: {section: target} for sections the
+    command builds otherwise than their `_target_` says (checked against that target's
+    parameters; target None: not built, not checked), e.g. `imgclf predict` without
+    Lightning."""
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
@@ -75,7 +82,7 @@ def compose_checked(
     except (HydraException, OmegaConfBaseException, ValueError) as err:
         raise UserError(explain(err, config_dir, config_name, overrides)) from None
     check_values(cfg)
-    check_target_types(cfg)
+    check_target_types(cfg, built_as(cfg) if built_as else {})
     check_stage_types(cfg)
     check_switches(cfg)
     check_input_sizes(cfg)
@@ -189,12 +196,19 @@ def check_values(cfg: DictConfig) -> None:
             raise UserError(f"{key}={value!r}: must be {what} >= {smallest:g}{alternative}")
 
 
-def check_target_types(cfg: DictConfig) -> None:
+def check_target_types(cfg: DictConfig, built_as: dict | None = None) -> None:
     """The schema of the objects built from the config: each setting of a section built by
     one of imgclf's own classes or functions (`_target_: imgclf....`) has the type of that
     parameter (its type hint), else a one-line error naming the key. A number where text is
-    expected is accepted (the object takes it as text), as a structured config would."""
+    expected is accepted (the object takes it as text), as a structured config would.
+    `built_as`: see `compose_checked`."""
+    built_as = built_as or {}
     for path, target, names in target_sections(OmegaConf.to_container(cfg, resolve=False)):
+        section = next((s for s in built_as if path == s or path.startswith(s + ".")), None)
+        if section is not None:
+            if built_as[section] is None:
+                continue
+            target = built_as[section]
         hints = parameter_hints(target)
         for name in (n for n in names if n in hints):
             key = f"{path}.{name}" if path else name
@@ -248,12 +262,12 @@ def check_stage_types(cfg: DictConfig) -> None:
     """Each recipe stage's values have the types of the Stage dataclass's fields."""
     import typing
 
-    from imgclf.training.recipe import Stage
-
-    hints = typing.get_type_hints(Stage)
     stages = OmegaConf.select(cfg, "recipe.stages", default=None)
     if stages is None:
         return
+    from imgclf.training.recipe import Stage
+
+    hints = typing.get_type_hints(Stage)
     for index, stage in enumerate(OmegaConf.to_container(stages, resolve=True)):
         for key, value in (stage or {}).items() if isinstance(stage, dict) else ():
             if key in hints and not conforms(value, hints[key]):

@@ -3,58 +3,165 @@ or a list of images; a Kaggle-style submission, and for a few images the top cla
 
 from __future__ import annotations
 
+import os
+from functools import partial
 from pathlib import Path
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from imgclf.commands.startup import (
     check_writable,
     inference_trainer,
+    input_size_of,
+    instantiate_user,
     load_model_and_data,
     start_run,
     tta_arguments,
 )
-from imgclf.evaluation.clipping import parse_eps
-from imgclf.evaluation.prediction import input_images, predict
-from imgclf.reporting import write_json
-from imgclf.training.checkpoints import find_checkpoint
+from imgclf.data.loading import ImageLoading, checked_settings
+from imgclf.errors import UserError
+from imgclf.evaluation.clipping import parse_eps, recorded_eps
+from imgclf.evaluation.prediction import input_images, predict, predict_paths, validation_eps
+from imgclf.evaluation.tta import network_pass
+from imgclf.reporting.files import write_json
+from imgclf.training.checkpoints import find_checkpoint, load_network, read_checkpoint
+
+# Trainer settings under which a plain loop gives what Lightning's predict loop gives.
+PLAIN_PRECISIONS = ("32-true", "32", 32)
+
+
+def without_lightning(cfg: DictConfig) -> bool:
+    """Whether the passes can run without a Trainer: one process on the CPU in 32-bit
+    precision, and no logger to start. Then neither Lightning nor torchmetrics is imported,
+    which saves seconds of start-up on a one-image prediction."""
+    trainer = cfg.get("trainer") or {}
+    return (
+        str(trainer.get("accelerator", "auto")) == "cpu"
+        and str(trainer.get("devices", 1)) == "1"
+        and str(trainer.get("num_nodes", 1)) == "1"
+        and trainer.get("precision", "32-true") in PLAIN_PRECISIONS
+        and not cfg.get("logger")
+        and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    )
 
 
 def predict_command(cfg: DictConfig) -> Path:
-    """`predict` on the checkpoint's model, the submission files and predict.json."""
-    run = start_run(cfg, begin=False)
-    run_dir = run.directory
+    """`predict` on the checkpoint's model, the submission files and predict.json.
+
+    `clip=auto` takes the eps the run chose on its last validation before the checkpoint
+    was saved; only a checkpoint without one has eps chosen on `data`'s validation images
+    (TTA included), as `imgclf evaluate` does."""
+    plain = without_lightning(cfg)
+    run = start_run(cfg, begin=False, lightning=not plain)
     if cfg.get("out"):  # before any prediction is computed
         check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
     eps = parse_eps(cfg.clip)
+    checkpoint = find_checkpoint(cfg.get("ckpt"))
+    chosen_on = None
+    if eps == "auto" and (saved := recorded_eps(read_checkpoint(checkpoint))) is not None:
+        eps, chosen_on = saved, f"the run's validation in training ({checkpoint.name})"
+    if plain:
+        result, valid_count = predict_in_process(cfg, run, checkpoint, eps)
+    else:
+        result, valid_count = predict_with_trainer(cfg, run, eps)
+    record: dict = {"checkpoint": str(checkpoint), "tta": result.tta}
+    if eps == "auto":
+        chosen_on = f"{valid_count} validation images"
+    if chosen_on:
+        record["clip_chosen_on"] = chosen_on
+    if is_first(run):
+        write_outputs(cfg, run.directory, result, record)
+    return run.finish()
+
+
+def is_first(run) -> bool:
+    from imgclf.commands.startup import is_rank_zero
+
+    return is_rank_zero(run.lightning)
+
+
+def predict_with_trainer(cfg: DictConfig, run, eps):
+    """The passes through the configured Trainer (devices, DDP, loggers)."""
     # The validation set is only needed to choose eps (clip=auto).
     model, datamodule = load_model_and_data(cfg, scan=eps == "auto")
     paths, skipped = input_images(cfg.input, datamodule.verify, datamodule.max_pixels)
     run.begin()  # the checkpoint and the input are fine: the run's files and loggers
     trainer = inference_trainer(cfg, run.loggers)
-    result = predict(model, paths, datamodule, trainer, **tta_arguments(cfg, model))
-    record: dict = {"checkpoint": str(find_checkpoint(cfg.ckpt)), "tta": result.tta}
-    if eps == "auto":
-        record["clip_chosen_on"] = f"{len(datamodule.valid_items)} validation images"
+    arguments = {**tta_arguments(cfg, model), "clip": eps}
+    result = predict(model, paths, datamodule, trainer, **arguments)
+    result.skipped = skipped
+    return result, len(datamodule.valid_items)
 
-    if trainer.is_global_zero:
-        out = Path(str(cfg.out)).expanduser() if cfg.get("out") else run_dir / "submission.csv"
-        files = result.write_submission(out)
-        duplicates = len(paths) - len(set(result.ids))
-        record.update(
-            images=len(paths),
-            skipped_files=len(skipped),
-            skipped=[f"{path} ({why})" for path, why in skipped],
-            duplicate_ids=duplicates,
-            decode_failed=[str(path) for path in result.decode_failed],
-            clip_eps=result.clip_eps,
-            files=[str(f) for f in files],
+
+def predict_in_process(cfg: DictConfig, run, checkpoint: Path, eps):
+    """The passes in this process, without Lightning: the checkpoint's network and the
+    data settings' loaders. Only eps still to choose (`auto`) scans the data's folders."""
+    model = load_network(checkpoint)
+    loading, valid_count = loading_of(cfg.data), 0
+    if eps == "auto":
+        loading = scanned_data(cfg, model)
+        valid_count = len(loading.valid_items)
+    loading.set_data_config(model.data_config)
+    paths, skipped = input_images(cfg.input, loading.verify, loading.max_pixels)
+    run.begin()
+    size = input_size_of(cfg, model) or loading.image_size
+    tta = {"n": cfg.tta.n, "beta": cfg.tta.beta, "seed": cfg.seed}
+    run_pass = partial(network_pass, model)
+    if eps == "auto":
+        eps = validation_eps(run_pass, model, loading, size, tta)
+    return predict_paths(run_pass, model, paths, loading, size, tta, eps, skipped), valid_count
+
+
+def loading_of(data: DictConfig) -> ImageLoading:
+    """The loaders of a data config (`data.*`), without scanning its folders."""
+    import inspect
+
+    settings = OmegaConf.to_container(data, resolve=True)
+    known = set(inspect.signature(ImageLoading).parameters)
+    chosen = {key: value for key, value in settings.items() if key in known}
+    chosen["max_pixels"] = checked_settings(
+        settings.get("verify", "header"),
+        settings.get("augment", "side_on"),
+        settings.get("max_pixels"),
+        settings.get("valid_pct", 0.2),
+        settings.get("min_scale", 0.35),
+    )
+    return ImageLoading(**chosen)
+
+
+def scanned_data(cfg: DictConfig, model):
+    """The configured data module, its validation set scanned, checked against the
+    model's classes (clip=auto chooses eps there)."""
+    datamodule = instantiate_user(cfg.data)
+    datamodule.set_data_config(model.data_config)
+    datamodule.setup("validate")
+    if model.class_names != datamodule.classes:
+        raise UserError(
+            f"the checkpoint was trained on classes {model.class_names[:10]}, but "
+            f"{datamodule.root} has {datamodule.classes[:10]}: pass the training data "
+            "(data=..., data.root=...)"
         )
-        write_json(run_dir / "predict.json", record)
-        print_outcome(result, record, run_dir / "predict.json")
-        for line in top_classes(result, cfg.get("top_k", 3), cfg.get("show", 10)):
-            print(line)
-    return run.finish()
+    return datamodule
+
+
+def write_outputs(cfg: DictConfig, run_dir: Path, result, record: dict) -> None:
+    """The submission files and predict.json, and what the console shows."""
+    out = Path(str(cfg.out)).expanduser() if cfg.get("out") else run_dir / "submission.csv"
+    files = result.write_submission(out)
+    paths = result.paths
+    record.update(
+        images=len(paths),
+        skipped_files=len(result.skipped),
+        skipped=[f"{path} ({why})" for path, why in result.skipped],
+        duplicate_ids=len(paths) - len(set(result.ids)),
+        decode_failed=[str(path) for path in result.decode_failed],
+        clip_eps=result.clip_eps,
+        files=[str(f) for f in files],
+    )
+    write_json(run_dir / "predict.json", record)
+    print_outcome(result, record, run_dir / "predict.json")
+    for line in top_classes(result, cfg.get("top_k", 3), cfg.get("show", 10)):
+        print(line)
 
 
 def print_outcome(result, record: dict, listing: Path) -> None:

@@ -7,18 +7,30 @@ import errno
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import lightning as L
 import yaml
 from hydra.utils import instantiate
-from lightning.pytorch.utilities import rank_zero_only
 from omegaconf import DictConfig, OmegaConf
 
 from imgclf.commands.run_lock import LOCK_NAME, lock_run_directory, release_run_lock
 from imgclf.errors import UserError
-from imgclf.evaluation.collect import CollectPredictions
+from imgclf.processes import seed_everything
 from imgclf.reporting.run_log import start_run_log
 from imgclf.training.checkpoints import find_checkpoint, load_classifier
+
+if TYPE_CHECKING:
+    import lightning as L
+
+
+def is_rank_zero(lightning: bool = True) -> bool:
+    """Whether this process is rank 0 (Lightning's count; a command that runs without
+    Lightning is a single process)."""
+    if not lightning:
+        return True
+    from lightning.pytorch.utilities import rank_zero_only
+
+    return rank_zero_only.rank == 0
 
 
 @dataclass
@@ -29,6 +41,8 @@ class Run:
     directory: Path
     loggers: list = field(default_factory=list)
     with_loggers: bool = True
+    # False: a single process that runs without Lightning (`imgclf predict` on the CPU).
+    lightning: bool = True
 
     def begin(self) -> None:
         """The run has started: write config.yaml (resolved), `.hydra/` as Hydra itself would
@@ -38,7 +52,7 @@ class Run:
         (directory in use, a resume that does not fit) leaves the run's files as they were.
         Rank 0 writes the files; every rank starts its own log and loggers."""
         start_run_log()
-        if rank_zero_only.rank == 0:
+        if is_rank_zero(self.lightning):
             self.save_config()
         self.loggers = instantiate_dict(self.cfg.get("logger")) if self.with_loggers else []
 
@@ -59,21 +73,28 @@ class Run:
     def finish(self) -> Path:
         """Close W&B runs now, so their sync messages come before our final line."""
         for logger in self.loggers:
-            if isinstance(logger, L.pytorch.loggers.WandbLogger):
+            from lightning.pytorch.loggers import WandbLogger
+
+            if isinstance(logger, WandbLogger):
                 logger.experiment.finish()
         return self.directory
 
 
 def start_run(
-    cfg: DictConfig, loggers: bool = True, begin: bool = True, another_run_ok: bool = True
+    cfg: DictConfig,
+    loggers: bool = True,
+    begin: bool = True,
+    another_run_ok: bool = True,
+    lightning: bool = True,
 ) -> Run:
     """Create and lock the run directory, seed every generator, save the config there and
     (with `loggers`) build the configured loggers (`Run.begin`; with `begin` False the
     caller calls it once its own checks have passed). Without `another_run_ok`, a directory
-    that holds another run's checkpoints or summary is refused (under the lock: no race)."""
+    that holds another run's checkpoints or summary is refused (under the lock: no race).
+    `lightning` False: a single process seeded without importing Lightning."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    if rank_zero_only.rank == 0:
+    if is_rank_zero(lightning):
         lock = lock_run_directory(directory)
         if not another_run_ok:
             try:
@@ -81,8 +102,13 @@ def start_run(
             except UserError:
                 release_run_lock(lock)
                 raise
-    run = Run(cfg, directory, with_loggers=loggers)
-    L.seed_everything(cfg.seed, workers=True)
+    run = Run(cfg, directory, with_loggers=loggers, lightning=lightning)
+    if lightning:
+        import lightning as L
+
+        L.seed_everything(cfg.seed, workers=True)
+    else:
+        seed_everything(cfg.seed)
     if begin:
         run.begin()
     return run
@@ -258,6 +284,8 @@ def tta_arguments(cfg: DictConfig, model) -> dict:
 def inference_trainer(cfg: DictConfig, loggers: list) -> L.Trainer:
     """The configured Trainer (devices, precision, DDP) with the prediction collector. No
     progress bar: the passes report on one line of their own (`evaluation/pass_line.py`)."""
+    from imgclf.evaluation.collect import CollectPredictions
+
     return build_trainer(
         cfg.trainer,
         callbacks=[CollectPredictions()],

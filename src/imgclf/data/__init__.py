@@ -4,12 +4,20 @@ FolderDataModule is the entry point; decoding, transforms, the one-warp augmenta
 the replayable loader and the digits demo each have their own module.
 """
 
-from imgclf.data.csv_labels import CsvDataModule
-from imgclf.data.dataset import UNLABELLED, ImageFileDataset, Item
-from imgclf.data.demo import build_digits_demo
-from imgclf.data.folder import FolderDataModule
-from imgclf.data.name_labels import NameDataModule
-from imgclf.data.split import stratified_split
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "CsvDataModule": "imgclf.data.csv_labels",
+    "UNLABELLED": "imgclf.data.dataset",
+    "ImageFileDataset": "imgclf.data.dataset",
+    "Item": "imgclf.data.dataset",
+    "build_digits_demo": "imgclf.data.demo",
+    "FolderDataModule": "imgclf.data.folder",
+    "NameDataModule": "imgclf.data.name_labels",
+    "stratified_split": "imgclf.data.split",
+}
 
 __all__ = [
     "UNLABELLED",
@@ -21,3 +29,15 @@ __all__ = [
     "build_digits_demo",
     "stratified_split",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -2,14 +2,27 @@
 views and confusion matrix, their pictures and files, predictions and submissions, export.
 """
 
-from imgclf.evaluation.clipping import best_eps, clip_probs, log_loss
-from imgclf.evaluation.collect import CollectPredictions, prediction_trainer
-from imgclf.evaluation.export import export_model
-from imgclf.evaluation.interpretation import Interpretation, interpret
-from imgclf.evaluation.prediction import Prediction, predict
-from imgclf.evaluation.submission import write_submission
-from imgclf.evaluation.tta import predict_with_tta
-from imgclf.evaluation.views import VIEWS, ErrorAnalysis, analyse_errors
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "best_eps": "imgclf.evaluation.clipping",
+    "clip_probs": "imgclf.evaluation.clipping",
+    "log_loss": "imgclf.evaluation.clipping",
+    "CollectPredictions": "imgclf.evaluation.collect",
+    "prediction_trainer": "imgclf.evaluation.collect",
+    "export_model": "imgclf.evaluation.export",
+    "Interpretation": "imgclf.evaluation.interpretation",
+    "interpret": "imgclf.evaluation.interpretation",
+    "Prediction": "imgclf.evaluation.prediction",
+    "predict": "imgclf.evaluation.prediction",
+    "write_submission": "imgclf.evaluation.submission",
+    "predict_with_tta": "imgclf.evaluation.tta",
+    "VIEWS": "imgclf.evaluation.views",
+    "ErrorAnalysis": "imgclf.evaluation.views",
+    "analyse_errors": "imgclf.evaluation.views",
+}
 
 __all__ = [
     "VIEWS",
@@ -28,3 +41,15 @@ __all__ = [
     "prediction_trainer",
     "write_submission",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

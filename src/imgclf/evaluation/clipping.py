@@ -40,6 +40,14 @@ def best_eps(
     return min(valid, key=lambda eps: (log_loss(clip_probs(probs, eps, task), labels, task), eps))
 
 
+def recorded_eps(checkpoint: dict) -> float | None:
+    """The eps that `clip: auto` chose on the last validation before `checkpoint` was saved
+    (ClipProbabilities' state in a Lightning checkpoint dict); None if none was chosen."""
+    state = (checkpoint.get("callbacks") or {}).get("ClipProbabilities") or {}
+    eps = state.get("chosen_eps")
+    return None if eps is None else float(eps)
+
+
 def parse_eps(eps) -> float | str | None:
     """`clip:` config value: auto, a number in [0, 0.5), or null/false/0 for no clipping."""
     if eps is None or eps is False or str(eps).lower() in ("none", "null", "false", "off"):

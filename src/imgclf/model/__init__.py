@@ -4,12 +4,20 @@ groups and freezing, the optimizer and the LR schedules (pure functions).
 ImageClassifier is the entry point; a StagePlan tells it what one stage trains and how.
 """
 
-from imgclf.model.backbone import create_body, data_config_for
-from imgclf.model.classifier import ImageClassifier
-from imgclf.model.groups import layer_groups, spread_lrs
-from imgclf.model.head import create_head
-from imgclf.model.plan import StagePlan
-from imgclf.model.schedules import Schedule
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "create_body": "imgclf.model.backbone",
+    "data_config_for": "imgclf.model.backbone",
+    "ImageClassifier": "imgclf.model.classifier",
+    "layer_groups": "imgclf.model.groups",
+    "spread_lrs": "imgclf.model.groups",
+    "create_head": "imgclf.model.head",
+    "StagePlan": "imgclf.model.plan",
+    "Schedule": "imgclf.model.schedules",
+}
 
 __all__ = [
     "ImageClassifier",
@@ -21,3 +29,15 @@ __all__ = [
     "layer_groups",
     "spread_lrs",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import sys
 import warnings
 from pathlib import Path
 
-import timm
 import torch
-from timm.data import resolve_data_config
 from torch import nn
 
 from imgclf.errors import UserError, unreadable_file_message
@@ -29,6 +28,27 @@ from imgclf.model.bundled import (
     stage_depths,
 )
 from imgclf.model.hub import hub_offline, hub_reachable
+
+
+@contextlib.contextmanager
+def hidden_module(name: str):
+    """`import name` fails inside the block unless the module is already loaded. timm
+    imports wandb on import if installed (`timm.utils.summary`, for timm's own training
+    scripts, which imgclf does not use): seconds of start-up for a prediction that logs
+    nothing. imgclf's W&B logger imports wandb itself, later, when it is asked for."""
+    hide = name not in sys.modules
+    if hide:
+        sys.modules[name] = None  # the import system's "not available" marker
+    try:
+        yield
+    finally:
+        if hide and sys.modules.get(name, 0) is None:
+            del sys.modules[name]
+
+
+with hidden_module("wandb"):
+    import timm
+    from timm.data import resolve_data_config
 
 # The default backbone; its weights, like those of the other bundled backbones, install
 # with the project (imgclf.model.bundled).

@@ -14,6 +14,7 @@ from imgclf.model.groups import apply_freeze, layer_groups, norm_layers, set_eva
 from imgclf.model.head import HEAD_FEATURES_INDEX, create_head
 from imgclf.model.loss import check_class_weights, check_label_smoothing, check_task_options
 from imgclf.model.mixing import batch_mixer
+from imgclf.model.network import head_layers, normalize_pixels, pixel_stats
 from imgclf.model.optim import GroupedAdamW, layer_param_groups
 from imgclf.model.plan import StagePlan
 from imgclf.model.schedules import build_scheduler
@@ -21,20 +22,6 @@ from imgclf.task import task_named
 
 # What a model trains with when no recipe stage was set: everything, one cycle, 1e-3.
 DEFAULT_LR = 1e-3
-
-
-def pixel_stats(values: Sequence[float]) -> torch.Tensor:
-    """Per-channel mean or std on the 0..255 pixel scale, shaped to broadcast over NCHW."""
-    return torch.tensor([255.0 * float(v) for v in values]).view(1, 3, 1, 1)
-
-
-def head_layers(hidden, dropout) -> tuple[list[int], list[float]]:
-    """The head's hidden sizes and dropouts as plain lists; one number stands for every
-    layer (model.head_hidden=256, model.head_dropout=0.3)."""
-    hidden = [hidden] if isinstance(hidden, (int, float)) else hidden
-    hidden = [int(n) for n in hidden]
-    dropout = [dropout] * (len(hidden) + 1) if isinstance(dropout, (int, float)) else dropout
-    return hidden, [float(p) for p in dropout]
 
 
 class ImageClassifier(L.LightningModule):
@@ -164,12 +151,8 @@ class ImageClassifier(L.LightningModule):
 
     # -- forward and steps ---------------------------------------------------------------
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """Pixels -> the backbone's normalised floats, by one rule for every input: uint8
-        pixels (what the data pipelines deliver) are 0..255, float pixels are 0..1 (uint8
-        / 255, what an exported model takes); both become (x - mean) / std."""
-        if images.dtype == torch.uint8:
-            return (images.float() - self.pixel_mean) / self.pixel_std
-        return (images * 255.0 - self.pixel_mean) / self.pixel_std
+        """Pixels -> the backbone's normalised floats (`normalize_pixels`)."""
+        return normalize_pixels(images, self.pixel_mean, self.pixel_std)
 
     def run_body(self, images: torch.Tensor) -> torch.Tensor:
         images = self.normalize(images)

@@ -3,10 +3,19 @@
 Leaf helpers with no imgclf imports, used by training, evaluation and the commands alike.
 """
 
-from imgclf.reporting.figures import new_figure, save_figure
-from imgclf.reporting.files import write_json
-from imgclf.reporting.loggers import log_picture, wandb_logger, write_run_summary
-from imgclf.reporting.quiet import quiet_third_party
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "new_figure": "imgclf.reporting.figures",
+    "save_figure": "imgclf.reporting.figures",
+    "write_json": "imgclf.reporting.files",
+    "log_picture": "imgclf.reporting.loggers",
+    "wandb_logger": "imgclf.reporting.loggers",
+    "write_run_summary": "imgclf.reporting.loggers",
+    "quiet_third_party": "imgclf.reporting.quiet",
+}
 
 __all__ = [
     "log_picture",
@@ -17,3 +26,15 @@ __all__ = [
     "write_json",
     "write_run_summary",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -8,10 +8,19 @@ output description. The model, the LR finder, the callbacks, evaluation, export 
 Python API ask the task instead of calling softmax, argmax or cross-entropy themselves.
 """
 
-from imgclf.task.choose import TASKS, choose_task, task_named
-from imgclf.task.fbeta import best_threshold, samples_fbeta
-from imgclf.task.multi import MultiLabel
-from imgclf.task.single import SingleLabel
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "TASKS": "imgclf.task.choose",
+    "choose_task": "imgclf.task.choose",
+    "task_named": "imgclf.task.choose",
+    "best_threshold": "imgclf.task.fbeta",
+    "samples_fbeta": "imgclf.task.fbeta",
+    "MultiLabel": "imgclf.task.multi",
+    "SingleLabel": "imgclf.task.single",
+}
 
 __all__ = [
     "TASKS",
@@ -22,3 +31,15 @@ __all__ = [
     "samples_fbeta",
     "task_named",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

@@ -3,13 +3,17 @@ binary cross-entropy on logits, a threshold chosen on validation)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MultilabelAccuracy
 
 from imgclf.task.fbeta import samples_fbeta
+
+if TYPE_CHECKING:  # imported when a metric is made: predicting needs none
+    from torchmetrics.classification import MultilabelAccuracy
 
 # A tag counts as predicted at p >= 0.5 until a threshold is chosen on validation.
 DEFAULT_THRESHOLD = 0.5
@@ -48,6 +52,8 @@ class MultiLabel:
 
     def accuracy(self, num_classes: int) -> MultilabelAccuracy:
         """fastai's accuracy_multi: the share of (image, tag) yes/no decisions right."""
+        from torchmetrics.classification import MultilabelAccuracy
+
         return MultilabelAccuracy(num_classes, threshold=DEFAULT_THRESHOLD, average="micro")
 
     def labelled(self, labels):

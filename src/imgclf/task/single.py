@@ -3,11 +3,15 @@ argmax)."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchmetrics.classification import MulticlassAccuracy
+
+if TYPE_CHECKING:  # imported when a metric is made: predicting needs none
+    from torchmetrics.classification import MulticlassAccuracy
 
 
 class SingleLabel:
@@ -38,6 +42,8 @@ class SingleLabel:
 
     def accuracy(self, num_classes: int) -> MulticlassAccuracy:
         """The share of images right (micro average: torchmetrics' default is macro)."""
+        from torchmetrics.classification import MulticlassAccuracy
+
         return MulticlassAccuracy(num_classes, average="micro")
 
     def labelled(self, labels):

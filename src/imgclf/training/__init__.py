@@ -2,11 +2,23 @@
 suggestions, precomputed activations, checkpoints, resume and the run's progress.
 """
 
-from imgclf.training.checkpoints import find_checkpoint, load_classifier, read_checkpoint
-from imgclf.training.lr_finder import LRFindResult, lr_find, range_test
-from imgclf.training.progress import RecipeProgress
-from imgclf.training.recipe import Stage, parse_recipe
-from imgclf.training.runner import run_recipe, run_stage
+import importlib
+
+# Every name is loaded on first use (PEP 562), so importing one module of this package
+# does not import the others (a command that needs no Lightning does not load it).
+_EXPORTS = {
+    "find_checkpoint": "imgclf.training.checkpoints",
+    "load_classifier": "imgclf.training.checkpoints",
+    "read_checkpoint": "imgclf.training.checkpoints",
+    "LRFindResult": "imgclf.training.lr_finder",
+    "lr_find": "imgclf.training.lr_finder",
+    "range_test": "imgclf.training.lr_finder",
+    "RecipeProgress": "imgclf.training.progress",
+    "Stage": "imgclf.training.recipe",
+    "parse_recipe": "imgclf.training.recipe",
+    "run_recipe": "imgclf.training.runner",
+    "run_stage": "imgclf.training.runner",
+}
 
 __all__ = [
     "LRFindResult",
@@ -21,3 +33,15 @@ __all__ = [
     "run_recipe",
     "run_stage",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name]), name)
+    globals()[name] = value  # resolve once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))

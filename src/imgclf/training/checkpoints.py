@@ -22,7 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from imgclf.errors import UserError, unreadable_file_message
 
@@ -30,6 +29,25 @@ CHECKPOINTS = "checkpoints"
 BEST, LAST = "best.ckpt", "last.ckpt"
 # Saved when a signal (Ctrl-C, SIGTERM) stops training, after the batch in flight.
 INTERRUPTED = "interrupted.ckpt"
+
+
+def __getattr__(name: str):
+    """`AtomicCheckpointIO`, Lightning's torch checkpoint IO writing every local file with
+    `atomic_torch_save` (configs/trainer/default.yaml names it here). Defined on first use:
+    it subclasses a Lightning class, and reading a checkpoint needs no Lightning."""
+    if name != "AtomicCheckpointIO":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+    class AtomicCheckpointIO(TorchCheckpointIO):
+        def save_checkpoint(self, checkpoint: dict, path, storage_options=None) -> None:
+            if storage_options is not None or "://" in str(path):
+                return super().save_checkpoint(checkpoint, path, storage_options)
+            atomic_torch_save(checkpoint, path)
+
+    AtomicCheckpointIO.__module__, AtomicCheckpointIO.__qualname__ = __name__, name
+    globals()[name] = AtomicCheckpointIO  # defined once
+    return AtomicCheckpointIO
 
 
 def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) -> Path:
@@ -85,15 +103,6 @@ def disk_full(err: BaseException) -> bool:
     return isinstance(err, RuntimeError) and "unexpected pos" in str(err)
 
 
-class AtomicCheckpointIO(TorchCheckpointIO):
-    """Lightning's torch checkpoint IO, writing every local file with `atomic_torch_save`."""
-
-    def save_checkpoint(self, checkpoint: dict, path, storage_options: Any | None = None) -> None:
-        if storage_options is not None or "://" in str(path):
-            return super().save_checkpoint(checkpoint, path, storage_options)
-        atomic_torch_save(checkpoint, path)
-
-
 def read_checkpoint(path: str | Path) -> dict:
     """A Lightning checkpoint as a dict, loaded with `weights_only=True`.
 
@@ -108,6 +117,24 @@ def read_checkpoint(path: str | Path) -> dict:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
         raise UserError(unreadable_file_message(path, err)) from None
+
+
+def load_network(path: str | Path):
+    """The trained network of a checkpoint (`imgclf.model.network.Network`: body, head,
+    task, classes, input size, thresholds), in eval mode, on the CPU, without Lightning:
+    what predicting needs. The same one-line errors as `load_classifier`."""
+    from imgclf.model.network import network_from_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    try:
+        return network_from_checkpoint(checkpoint)
+    except ValueError:
+        raise UserError(f"{path} is not an imgclf ImageClassifier checkpoint") from None
+    except RuntimeError as err:
+        detail = next((line.strip() for line in str(err).splitlines()[1:] if line.strip()), "")
+        raise UserError(
+            f"{path}: its weights do not fit the model its hyperparameters describe ({detail})"
+        ) from None
 
 
 def load_classifier(path: str | Path):
