@@ -48,6 +48,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
@@ -170,13 +171,11 @@ def fastai_python() -> Path:
     return python
 
 
-def run_imgclf(
-    data: Path, size: int, logs: Path, extra: list[str], label: str = "", seed: int | None = None
-) -> dict:
-    run_logs = logs / "imgclf" / data.name / label if label else logs / "imgclf" / data.name
-    if seed is not None:
-        run_logs = run_logs / f"seed{seed}"
-    command = [
+def imgclf_train_command(
+    data: Path, size: int, run_logs: Path, extra: list[str], seed: int | None = None
+) -> list[str]:
+    """imgclf's default command on a set, its run under `run_logs`."""
+    return [
         sys.executable,
         "-m",
         "imgclf.cli",
@@ -184,9 +183,21 @@ def run_imgclf(
         *quality_data.imgclf_data_args(data.name, data),
         f"data.image_size={size}",
         f"paths.log_dir={run_logs}",
+        # A cold feature cache: a run must not reuse the precomputed features of an earlier
+        # run of the same set and seed (its time would leave the precompute out).
+        f"paths.cache_dir={run_logs / 'feature-cache'}",
         *([f"seed={seed}"] if seed is not None else []),
         *extra,
     ]
+
+
+def run_imgclf(
+    data: Path, size: int, logs: Path, extra: list[str], label: str = "", seed: int | None = None
+) -> dict:
+    run_logs = logs / "imgclf" / data.name / label if label else logs / "imgclf" / data.name
+    if seed is not None:
+        run_logs = run_logs / f"seed{seed}"
+    command = imgclf_train_command(data, size, run_logs, extra, seed)
     started = time.perf_counter()
     log = run_logs / "train.log"
     log.parent.mkdir(parents=True, exist_ok=True)
@@ -200,6 +211,7 @@ def run_imgclf(
         [sys.executable, str(HERE / "quality_eval.py"), "--run", str(run_dir), "--root", str(data)],
         run_logs / "eval.log",
     )
+    shutil.rmtree(run_logs / "feature-cache", ignore_errors=True)  # up to a few hundred MB
     result.update(process_seconds=round(process_seconds, 2), run_dir=str(run_dir))
     result["command"] = " ".join(["imgclf", *command[3:]])
     return result

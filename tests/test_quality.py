@@ -378,3 +378,11 @@ def test_the_default_plan_runs_imgclf_with_three_seeds_and_the_references_once()
         ("imgclf", 2),
         ("fastai", 2),
     ]
+
+
+def test_every_imgclf_run_starts_with_a_cold_feature_cache(tmp_path):
+    command = quality.imgclf_train_command(tmp_path / "faces", 64, tmp_path / "s0", [], seed=1)
+    assert f"paths.cache_dir={tmp_path / 's0' / 'feature-cache'}" in command
+    assert "seed=1" in command and "data.image_size=64" in command
+    other = quality.imgclf_train_command(tmp_path / "faces", 64, tmp_path / "s1", [], seed=1)
+    assert {c for c in command if "cache_dir" in c}.isdisjoint(other)
