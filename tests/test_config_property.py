@@ -51,7 +51,12 @@ WORK = {
     "train": ["imgclf.commands.train.run_recipe"],
     "lr-find": ["imgclf.commands.lr_find.stage_loaders"],
     "evaluate": ["imgclf.commands.evaluate.interpret", "imgclf.commands.evaluate.interpret_tags"],
-    "predict": ["imgclf.commands.predict.predict"],
+    "predict": [
+        "imgclf.commands.predict.predict",
+        # the quick CPU path, without Lightning
+        "imgclf.commands.predict.validation_eps",
+        "imgclf.commands.predict.predict_paths",
+    ],
     "export": ["imgclf.commands.export.export_model", "imgclf.serving.space.write_space"],
     "serve": ["imgclf.serving.page.launch_page"],
 }
