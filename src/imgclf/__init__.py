@@ -16,9 +16,10 @@ torch, no Lightning, no network until a name is used.
 
 from __future__ import annotations
 
-import importlib
 import os
 import warnings
+
+from imgclf.lazy_exports import lazy_exports
 
 # albumentations asks PyPI for a newer version on import; a template must never phone home.
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
@@ -62,13 +63,4 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'imgclf' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # resolve once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -2,7 +2,7 @@
 views and confusion matrix, their pictures and files, predictions and submissions, export.
 """
 
-import importlib
+from imgclf.lazy_exports import lazy_exports
 
 # Every name is loaded on first use (PEP 562), so importing one module of this package
 # does not import the others (a command that needs no Lightning does not load it).
@@ -43,13 +43,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # resolve once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

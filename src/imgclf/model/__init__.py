@@ -4,7 +4,7 @@ groups and freezing, the optimizer and the LR schedules (pure functions).
 ImageClassifier is the entry point; a StagePlan tells it what one stage trains and how.
 """
 
-import importlib
+from imgclf.lazy_exports import lazy_exports
 
 # Every name is loaded on first use (PEP 562), so importing one module of this package
 # does not import the others (a command that needs no Lightning does not load it).
@@ -31,13 +31,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(_EXPORTS[name]), name)
-    globals()[name] = value  # resolve once
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
