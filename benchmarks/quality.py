@@ -534,6 +534,7 @@ def merge(paths: list[Path], out: Path) -> dict:
 
 
 def write_results(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
     (out / "results-quality.json").write_text(json.dumps(results, indent=2) + "\n")
     (out / "results-quality.md").write_text(markdown(results))
 

@@ -112,3 +112,24 @@ def test_tta_blend_is_fastais_lerp():
     augmented = np.array([[0.0, 1.0]])
     np.testing.assert_allclose(tta_blend(plain, augmented, 0.25), [[0.25, 0.75]])
     np.testing.assert_allclose(tta_blend(plain, augmented, 0.0), augmented)
+
+
+@pytest.mark.parametrize(
+    ("stage", "epoch", "expected"),
+    [(1, 4, False), (2, 3, False), (2, 4, True), (None, 4, True), (None, 3, False)],
+)
+def test_the_views_are_drawn_at_the_end_of_the_last_stage_only(stage, epoch, expected):
+    """A recipe of two stages, the running fit ending after 5 epochs (epoch index 4): only
+    the last stage's last epoch ends the run; a fit outside a recipe ends at its last epoch."""
+    from types import SimpleNamespace
+
+    from imgclf.callbacks.views import run_ends_with
+    from imgclf.training.progress import RecipeProgress
+
+    callbacks = []
+    if stage is not None:
+        progress = RecipeProgress()
+        progress.start_stage(stage, 2, [1e-3], {"name": f"stage{stage}"}, [])
+        callbacks.append(progress)
+    trainer = SimpleNamespace(max_epochs=5, callbacks=callbacks)
+    assert run_ends_with(trainer, epoch) is expected

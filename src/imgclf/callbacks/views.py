@@ -10,6 +10,7 @@ from lightning.pytorch.callbacks import Callback
 from imgclf.evaluation.collect import find_collector, first_loader
 from imgclf.evaluation.report import write_error_analysis
 from imgclf.evaluation.views import analyse_errors
+from imgclf.training.progress import RecipeProgress
 
 
 class MisclassificationViews(Callback):
@@ -17,8 +18,10 @@ class MisclassificationViews(Callback):
     validation) and logs them with the epoch's step. Every rank takes part in gathering the
     predictions (CollectPredictions); only global rank 0 loads images and writes.
 
-    k: images per view. every_n_epochs: how often (the last epoch of every fit, that is of
-    every recipe stage, always); 0: only then.
+    k: images per view. every_n_epochs: how often; 0: only at the end of the run (the last
+    epoch of the recipe's last stage, or of a fit outside a recipe). The earlier stages'
+    views would be overwritten by the last one's, and drawing them took a tenth of a small
+    run's time.
     """
 
     def __init__(self, out_dir: str | Path, k: int = 12, every_n_epochs: int = 1, seed: int = 0):
@@ -35,9 +38,8 @@ class MisclassificationViews(Callback):
         if trainer.sanity_checking:
             return
         epoch = trainer.current_epoch
-        last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
         due = self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0
-        if not due and not last_epoch:
+        if not due and not run_ends_with(trainer, epoch):
             return
         predictions = find_collector(trainer).result(trainer)
         if not trainer.is_global_zero or len(predictions) == 0:
@@ -59,3 +61,10 @@ class MisclassificationViews(Callback):
         self.last = write_error_analysis(
             analysis, self.out_dir, loggers=trainer.loggers, step=trainer.global_step
         )
+
+
+def run_ends_with(trainer, epoch: int) -> bool:
+    """Whether `epoch` is the last of the fit and the fit is the recipe's last stage."""
+    last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+    progress = next((c for c in trainer.callbacks if isinstance(c, RecipeProgress)), None)
+    return last_epoch and (progress is None or progress.in_last_stage)

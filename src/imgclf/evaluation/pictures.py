@@ -38,7 +38,7 @@ def view_grid_figure(
     lines = max(1, -(-n // columns))
     # Fixed margins in inches: room for the two-line suptitle and each image's two-line
     # title. A layout engine (constrained) did the same at twice the drawing time, and
-    # training draws these grids at the end of every stage.
+    # training draws these grids at the end of every run.
     cell, title_room, top_room = 2.3, 0.45, 0.45
     width = max(cell * columns, 4.6)  # the suptitle fits over a single image too
     height = lines * (cell + title_room) + top_room + 0.1

@@ -25,6 +25,7 @@ from imgclf.reporting.counting import epoch_number
 class RecipeProgress(L.Callback):
     def __init__(self) -> None:
         self.stage_index = 0  # 1-based index of the running stage; 0 before the first
+        self.stages_total = 0  # how many stages the recipe has; 0 before the first begins
         self.stages_done = 0  # how many stages have finished (their last epoch validated)
         self.stage_lrs: list[float] | None = None
         self.records: list[dict] = []  # one summary record per stage begun
@@ -36,15 +37,24 @@ class RecipeProgress(L.Callback):
         """The Trainer's RecipeProgress, or a one-line error naming it."""
         return required_callback(trainer, RecipeProgress, "fitting a recipe")
 
-    def start_stage(self, index: int, lrs: list[float], record: dict, done: list[dict]) -> None:
-        """Stage `index` begins with `lrs`; `done` are the records of the stages before it."""
+    def start_stage(
+        self, index: int, total: int, lrs: list[float], record: dict, done: list[dict]
+    ) -> None:
+        """Stage `index` of `total` begins with `lrs`; `done` are the records of the stages
+        before it."""
         self.stage_index = index
+        self.stages_total = total
         self.stage_lrs = [float(lr) for lr in lrs]
         self.records = [*done, record]
 
     def finish_stage(self, index: int) -> None:
         """Stage `index` has done all its epochs."""
         self.stages_done = index
+
+    @property
+    def in_last_stage(self) -> bool:
+        """Whether the running stage is the recipe's last (true outside a recipe too)."""
+        return self.stage_index >= self.stages_total
 
     @property
     def last_metrics(self) -> dict[str, float]:

@@ -286,7 +286,7 @@ def run_recipe(
         record, loaders, lrs, image_size = begin_stage(
             trainer, model, datamodule, stage, index, run_dir, cache_dir, lr_find_settings, resumed
         )
-        progress.start_stage(index, lrs, record, records)
+        progress.start_stage(index, len(stages), lrs, record, records)
         guard = DivergenceGuard.find(trainer)
         if guard is not None and not resumed:
             guard.begin_stage()
