@@ -67,3 +67,23 @@ def test_summary_image_size_is_the_size_of_the_handed_over_weights():
     assert handed_over_size({"stage": "head", "image_size": 64}, stages, 32) == 64
     assert handed_over_size({}, stages, 32) == 96  # no validation: the last stage's
     assert handed_over_size({}, [], 32) == 32
+
+
+def test_the_closing_line_names_the_metric_the_best_weights_were_chosen_by():
+    from imgclf.commands.train import closing_block
+
+    common = {"best_valid_acc": 0.9, "best_epoch": 15, "valid_logloss": 0.24, "wall_seconds": 70}
+    single = closing_block({**common, "task": "single"}, "run").splitlines()[0]
+    assert single.startswith("best valid accuracy 0.9000 at epoch 15; valid log-loss 0.2400")
+    multi = closing_block({**common, "task": "multi", "best_valid_fbeta": 0.83}, "run")
+    assert multi.splitlines()[0].startswith(
+        "best valid F2 0.8300 at epoch 15; accuracy_multi 0.9000; valid log-loss 0.2400"
+    )
+
+
+def test_the_progress_bar_shows_the_running_loss_only():
+    from imgclf.callbacks.console import bar_metrics
+
+    lightning = {"v_num": "bebe", "train/loss": 0.216, "valid/acc": 0.944, "valid/logloss": 0.2}
+    assert bar_metrics(lightning) == {"loss": 0.216}
+    assert bar_metrics({"v_num": "bebe"}) == {}

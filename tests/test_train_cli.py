@@ -224,6 +224,11 @@ def test_the_console_and_summary_json_count_epochs_and_steps_from_1(trained_run)
     # The progress bar says what the epoch lines say (Lightning's own: `Epoch 0/9`).
     bars = set(re.findall(r"Epoch (\d+)/(\d+)", result.stdout))
     assert ("10", "10") in bars and ("15", "15") in bars and all(e != "0" for e, _ in bars)
+    # Each frame of the bar is one line (80 columns here): the running loss, no v_num, and
+    # no metric wrapped onto lines of its own.
+    frames = [line for line in result.stdout.splitlines() if line.startswith("Epoch ")]
+    assert frames and all("loss: " in frame and "v_num" not in frame for frame in frames)
+    assert not [line for line in result.stdout.splitlines() if re.match(r" {20,}\S", line)]
     history = summary["history"]
     assert [h["epoch"] for h in history] == list(range(1, 16))
     steps = [h["step"] for h in history]

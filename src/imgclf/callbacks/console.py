@@ -65,6 +65,17 @@ class EpochProgressBar(RichProgressBar):
         width = len(self.validation_description)
         return bar_description(epoch_number(current_epoch), epochs, width)
 
+    def get_metrics(self, trainer, pl_module) -> dict:
+        """Only the running train loss (`loss`). The epoch lines give the validation
+        metrics; Lightning's default (the logger's `v_num` and every logged metric) made
+        the bar's last frame wrap over five lines on an 80-column console."""
+        return bar_metrics(super().get_metrics(trainer, pl_module))
+
+
+def bar_metrics(metrics: dict) -> dict:
+    """What the bar shows of Lightning's progress-bar metrics: the running train loss."""
+    return {"loss": metrics["train/loss"]} if "train/loss" in metrics else {}
+
 
 class CompactModelSummary(ModelSummary):
     """One line at the start of every fit: parameters, how many train in this stage, size.

@@ -163,10 +163,15 @@ def closing_block(summary: dict, run_dir: Path) -> str:
             f" (best weights: stage {origin['stage']!r}, epoch {origin['epoch']}; "
             "checkpoints/best.ckpt)"
         )
+    if summary.get("task") == "multi":  # best.ckpt is chosen by samples-F2 there
+        best = f"best valid F2 {number('best_valid_fbeta')}{epoch_text}; accuracy_multi "
+        best += f"{number('best_valid_acc')}"
+    else:
+        best = f"best valid accuracy {number('best_valid_acc')}{epoch_text}"
     return "\n".join(
         [
-            f"best valid accuracy {number('best_valid_acc')}{epoch_text}; valid log-loss "
-            f"{number('valid_logloss')}{clipped_text}; {summary['wall_seconds']:.0f} s",
+            f"{best}; valid log-loss {number('valid_logloss')}{clipped_text}; "
+            f"{summary['wall_seconds']:.0f} s",
             f"run directory: {run_dir}",
             "next:",
             f"  imgclf evaluate ckpt={run_dir}",
