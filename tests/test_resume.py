@@ -1,6 +1,7 @@
 """Resume: a run SIGKILLed in the middle of an epoch continues to the same weights and metrics."""
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -12,7 +13,12 @@ from helpers.cli import run_cli, start_cli
 from helpers.folders import make_image_folder
 from helpers.resume_run import STEPS_PER_EPOCH, last_line, overrides, wait_for_a_step_in_stage_two
 
-from imgclf.training.checkpoints import AtomicCheckpointIO, atomic_torch_save, read_checkpoint
+from imgclf.training.checkpoints import (
+    AtomicCheckpointIO,
+    atomic_link,
+    atomic_torch_save,
+    read_checkpoint,
+)
 from imgclf.training.resume import resume_argv, resume_checkpoint
 
 
@@ -127,6 +133,28 @@ def test_a_failed_save_removes_its_temporary_file_and_keeps_the_old_checkpoint(t
         atomic_torch_save({"w": torch.zeros(3), "bad": Unpicklable()}, path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
     torch.testing.assert_close(torch.load(path, weights_only=True)["w"], torch.ones(3))
+
+
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_a_stage_end_link_is_last_ckpt_and_a_later_save_leaves_the_stage_file(
+    tmp_path, monkeypatch, hard_links
+):
+    stage, last = tmp_path / "stage1-head.ckpt", tmp_path / "last.ckpt"
+    atomic_torch_save({"w": torch.ones(3)}, stage)
+    atomic_torch_save({"w": torch.zeros(3)}, last)  # the epoch's own, replaced by the link
+    if not hard_links:  # a file system without them: an atomic copy
+
+        def no_link(*args):
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    atomic_link(stage, last)
+    assert last.read_bytes() == stage.read_bytes()
+    assert (stage.stat().st_nlink == 2) is hard_links
+    atomic_torch_save({"w": torch.full((3,), 7.0)}, last)  # the next stage's first epoch
+    torch.testing.assert_close(read_checkpoint(stage)["w"], torch.ones(3))
+    torch.testing.assert_close(read_checkpoint(last)["w"], torch.full((3,), 7.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt", "stage1-head.ckpt"]
 
 
 def test_resume_reuses_the_run_directory_and_its_overrides(tmp_path):

@@ -7,6 +7,8 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from imgclf.training.checkpoints import atomic_link, saves_atomically
+
 
 class StepCheckpoint(L.Callback):
     """Overwrite `dirpath/filename.ckpt` after every `every_n_train_steps` optimizer steps.
@@ -73,5 +75,23 @@ class BestAndLastCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
-        super()._save_last_checkpoint(trainer, monitor_candidates)
+        if self._best_saved_at(trainer.global_step) and saves_atomically(trainer):
+            # best.ckpt was written at this very step: last.ckpt is a second name of it (a
+            # hard link) instead of the same megabytes written again. (Lightning's
+            # save_last="link" links to the newest save even when that is an older best.)
+            self.last_model_path = self.format_checkpoint_name(
+                monitor_candidates, self.CHECKPOINT_NAME_LAST
+            )
+            if trainer.is_global_zero:
+                atomic_link(self.best_model_path, self.last_model_path)
+            trainer.strategy.barrier("last.ckpt")
+        else:
+            super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_written_step = trainer.global_step
+
+    def _best_saved_at(self, step: int) -> bool:
+        return bool(self.best_model_path) and (
+            self._last_checkpoint_saved == self.best_model_path
+            and self._last_global_step_saved == step
+            and not self._enable_version_counter
+        )

@@ -17,9 +17,11 @@ import contextlib
 import errno
 import os
 import pickle
+import shutil
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -68,12 +70,18 @@ def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) ->
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """`torch.save(obj, path)`, atomically (see the module doc)."""
+    return atomic_write(path, lambda handle: torch.save(obj, handle))
+
+
+def atomic_write(path: str | Path, write: Callable[[BinaryIO], object]) -> Path:
+    """`write(handle)` into a temporary file beside `path`, flushed to disk, then renamed
+    over `path` (see the module doc); a full disk is a one-line error."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     try:
         with open(tmp, "wb") as handle:
-            torch.save(obj, handle)
+            write(handle)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
@@ -86,13 +94,43 @@ def atomic_torch_save(obj: Any, path: str | Path) -> Path:
                 "is kept); free some space and resume"
             ) from None
         raise
-    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
-        folder = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(folder)
-        finally:
-            os.close(folder)
+    sync_folder(path.parent)
     return path
+
+
+def atomic_link(source: str | Path, target: str | Path) -> Path:
+    """`target` as a second name of the finished file `source` (a hard link, renamed over
+    `target` atomically), or an atomic copy where the file system has no hard links. A
+    later save over either name replaces that name only: the other keeps its content."""
+    source, target = Path(source), Path(target)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        tmp.unlink()
+    try:
+        os.link(source, tmp)
+    except OSError:  # no hard links here (some network and FUSE file systems)
+        with open(source, "rb") as data:
+            return atomic_write(target, lambda handle: shutil.copyfileobj(data, handle))
+    os.replace(tmp, target)
+    sync_folder(target.parent)
+    return target
+
+
+def saves_atomically(trainer) -> bool:
+    """Whether `trainer` writes checkpoints with `AtomicCheckpointIO` (a new file renamed
+    over the old): only then may two names share one file, since no save rewrites a file
+    in place (Lightning's own IO truncates and rewrites it, changing both names)."""
+    return isinstance(trainer.strategy.checkpoint_io, __getattr__("AtomicCheckpointIO"))
+
+
+def sync_folder(folder: Path) -> None:
+    """fsync a folder, so a rename in it survives a crash (where the file system allows)."""
+    with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)
 
 
 def disk_full(err: BaseException) -> bool:
