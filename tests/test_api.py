@@ -100,7 +100,7 @@ def test_interpret_computes_metrics_views_and_figures(trained, tmp_path):
     assert [r["index"] for r in rows] == analysis.views["top_losses"].tolist()
     assert len(rows) == 3 and rows[0]["loss"] >= rows[-1]["loss"]
     figure = analysis.plot_view("top_losses")
-    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    titles = [text.get_text() for ax in figure.axes for text in ax.texts]
     assert len(titles) == 3 and titles[0].startswith(f"{rows[0]['predicted']} / {rows[0]['true']}")
     assert len(analysis.plot_confusion().axes) == 1
     written = analysis.write(tmp_path)

@@ -133,3 +133,29 @@ def test_the_views_are_drawn_at_the_end_of_the_last_stage_only(stage, epoch, exp
         callbacks.append(progress)
     trainer = SimpleNamespace(max_epochs=5, callbacks=callbacks)
     assert run_ends_with(trainer, epoch) is expected
+
+
+def test_a_titled_grid_shows_each_image_in_its_cell_under_its_title(tmp_path):
+    from PIL import Image
+
+    from imgclf.evaluation.pictures import GRID_PPI, titled_grid
+    from imgclf.reporting import save_figure
+
+    red = np.zeros((8, 8, 3), np.uint8)
+    red[..., 0] = 255  # a tiny image, enlarged with visible pixels
+    blue = Image.new("RGB", (400, 200), (0, 0, 255))  # a large one, shrunk to fit
+    figure = titled_grid([red, blue, red], ["a", "b", "c"], columns=2, cell=1.0, title_room=0.5)
+    assert (figure.get_figwidth(), figure.get_figheight()) == (2.0, 2 * 1.5 + 0.1)
+    png = np.asarray(Image.open(save_figure(figure, tmp_path / "grid.png", dpi=GRID_PPI)))
+    assert png.shape[:2] == (round(3.1 * GRID_PPI), 2 * GRID_PPI)
+
+    def centre(line: int, column: int) -> tuple:
+        y = round((0.5 + line * 1.5 + 0.5) * GRID_PPI)
+        return tuple(png[y, round((column + 0.5) * GRID_PPI), :3])
+
+    assert centre(0, 0) == (255, 0, 0) and centre(1, 0) == (255, 0, 0)
+    assert centre(0, 1) == (0, 0, 255)
+    assert centre(1, 1) == (255, 255, 255)  # no fourth image
+    # The titles are drawn in the room above each image, not on it.
+    title_band = png[round(0.1 * GRID_PPI) : round(0.45 * GRID_PPI), :GRID_PPI, :3]
+    assert (title_band < 128).any()

@@ -181,8 +181,10 @@ def test_the_python_api_loads_a_run_and_predicts_one_image(trained_run):
         pil = opened.convert("RGB")
     assert run.predict(pil).probs == pytest.approx(answer.probs, abs=1e-6)
     assert run.predict(np.asarray(pil) / 255.0).probs == pytest.approx(answer.probs, abs=1e-6)
-    figure = run.show_batch(n=4)
-    assert len([ax for ax in figure.axes if ax.images]) == 4
+    figure = run.show_batch(n=4)  # one canvas of 4 images, each under its class name
+    labels = [text.get_text() for ax in figure.axes for text in ax.texts]
+    assert len(labels) == 4 and set(labels) <= set(answer.probs)
+    assert sum(len(ax.images) for ax in figure.axes) == 1
 
 
 def test_lr_find_on_a_run_takes_its_data_model_and_recipe(trained_run):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from imgclf.reporting.figures import new_figure
 
-THUMBNAIL = 160
+THUMBNAIL = 180  # a view grid's cell at save_figure's dpi (2.3 in at 80 dpi, less a margin)
 
 
 def thumbnail(path: Path, size: int = THUMBNAIL) -> Image.Image:
@@ -32,39 +32,79 @@ def view_grid_figure(
     legend: str = "predicted / actual, probability / loss",
 ):
     """A grid of the rows' images titled predicted / actual / probability / loss (what
-    `legend` says the two lines are)."""
-    n = len(rows)
+    `legend` says the two lines are), green where the prediction is right, red where not."""
+    images = [thumbnail(row["path"]) for row in rows]
+    titles = [
+        f"{row['predicted']} / {row['true']}\n{row['probability']:.2f} / {row['loss']:.2f}"
+        for row in rows
+    ]
+    colors = ["green" if row["predicted"] == row["true"] else "red" for row in rows]
+    # The suptitle fits over a single image too.
+    fig = titled_grid(images, titles, colors, columns, top_room=0.45, min_width=4.6)
+    if not rows:
+        fig.text(0.5, 0.5, "no images", ha="center", va="center")
+    height = fig.get_figheight()
+    fig.suptitle(f"{title} ({len(rows)})\n{legend}", fontsize=10, y=1 - 0.05 / height, va="top")
+    return fig
+
+
+# Canvas pixels per inch: save_figure's dpi, so a grid's canvas is saved about 1:1.
+GRID_PPI = 80
+
+
+def titled_grid(
+    images: list,
+    titles: list[str],
+    colors: list[str] | None = None,
+    columns: int = 6,
+    cell: float = 2.3,
+    title_room: float = 0.45,
+    top_room: float = 0.0,
+    min_width: float = 0.0,
+    fontsize: int = 8,
+):
+    """Images (PIL or uint8 arrays) in a grid of `cell`-inch squares, each under its title,
+    as one Figure. The images are pasted into one canvas shown on one Axes: an Axes per
+    image (`subplots`) built ticks and spines even when hidden, and cost most of the time
+    of drawing the grids at the end of every run."""
+    n = len(images)
     columns = max(1, min(columns, n))
     lines = max(1, -(-n // columns))
-    # Fixed margins in inches: room for the two-line suptitle and each image's two-line
-    # title. A layout engine (constrained) did the same at twice the drawing time, and
-    # training draws these grids at the end of every run.
-    cell, title_room, top_room = 2.3, 0.45, 0.45
-    width = max(cell * columns, 4.6)  # the suptitle fits over a single image too
+    width = max(cell * columns, min_width)
     height = lines * (cell + title_room) + top_room + 0.1
+    canvas = Image.new("RGB", (round(width * GRID_PPI), round(height * GRID_PPI)), "white")
     fig = new_figure((width, height))
-    fig.subplots_adjust(
-        left=0.01,
-        right=0.99,
-        bottom=0.1 / height,
-        top=1 - (top_room + title_room) / height,
-        wspace=0.05,
-        hspace=title_room / cell,
-    )
-    axes = fig.subplots(lines, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, row in zip(axes.flat, rows, strict=False):
-        ax.imshow(thumbnail(row["path"]))
-        ax.set_title(
-            f"{row['predicted']} / {row['true']}\n{row['probability']:.2f} / {row['loss']:.2f}",
-            fontsize=8,
-            color="green" if row["predicted"] == row["true"] else "red",
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.axis("off")
+    side = round(cell * GRID_PPI)
+    left = (width - cell * columns) / 2 * GRID_PPI
+    for k, (image, title) in enumerate(zip(images, titles, strict=True)):
+        line, column = divmod(k, columns)
+        x = left + column * side
+        y = (top_room + title_room + line * (cell + title_room)) * GRID_PPI
+        fitted = fit_square(image, side - 4)
+        canvas.paste(
+            fitted, (round(x + (side - fitted.width) / 2), round(y + (side - fitted.height) / 2))
         )
-    if not rows:
-        axes[0, 0].text(0.5, 0.5, "no images", ha="center", va="center")
-    fig.suptitle(f"{title} ({n})\n{legend}", fontsize=10, y=1 - 0.05 / height, va="top")
+        color = colors[k] if colors else "black"
+        ax.text(x + side / 2, y, title, ha="center", va="bottom", fontsize=fontsize, color=color)
+    ax.imshow(
+        canvas, extent=(0, canvas.width, canvas.height, 0), aspect="auto", interpolation="none"
+    )
+    ax.set_xlim(0, canvas.width)
+    ax.set_ylim(canvas.height, 0)
     return fig
+
+
+def fit_square(image, side: int) -> Image.Image:
+    """The image scaled to fit a `side` x `side` square: smoothly, or with visible pixels
+    (nearest) where it is enlarged 2x or more, as matplotlib shows a small image."""
+    if not isinstance(image, Image.Image):
+        image = Image.fromarray(np.asarray(image))
+    scale = side / max(image.width, image.height)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    smooth = Image.Resampling.NEAREST if scale >= 2 else Image.Resampling.LANCZOS
+    return image.resize(size, smooth)
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str]):
@@ -114,18 +154,7 @@ def augmented_samples(datamodule, image_size: int | None = None, n: int = 16, se
 
 def batch_figure(images: list[np.ndarray], labels: list[str], columns: int = 4):
     """fastai's `show_batch`: a grid of images titled with their labels."""
-    n = len(images)
-    columns = max(1, min(columns, n))
-    lines = max(1, -(-n // columns))
-    fig = new_figure((2.2 * columns, 2.4 * lines))
-    axes = fig.subplots(lines, columns, squeeze=False)
-    for ax in axes.flat:
-        ax.axis("off")
-    for ax, image, label in zip(axes.flat, images, labels, strict=False):
-        ax.imshow(image)
-        ax.set_title(label, fontsize=10)
-    fig.tight_layout()
-    return fig
+    return titled_grid(images, list(labels), columns=columns, cell=2.2, title_room=0.3, fontsize=10)
 
 
 def history_figure(history: list[dict], stage_starts: dict[str, int] | None = None):
@@ -155,5 +184,6 @@ def history_figure(history: list[dict], stage_starts: dict[str, int] | None = No
     lines = ax.get_legend_handles_labels()
     more = accuracy.get_legend_handles_labels()
     ax.legend(lines[0] + more[0], lines[1] + more[1], loc="center right")
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured every label and took most of the drawing time.
+    fig.subplots_adjust(left=0.09, right=0.9, bottom=0.12, top=0.97)
     return fig

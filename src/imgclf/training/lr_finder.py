@@ -163,5 +163,6 @@ def lr_find_figure(lrs: Sequence[float], losses: Sequence[float], suggestion: fl
     ax.set_xlabel("Learning Rate")
     ax.set_ylabel("Loss")
     ax.set_title("LR finder")
-    fig.tight_layout()
+    # Fixed margins: tight_layout measured every label and took most of the drawing time.
+    fig.subplots_adjust(left=0.13, right=0.97, bottom=0.12, top=0.93)
     return fig
