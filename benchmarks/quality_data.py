@@ -402,4 +402,6 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
+    # Run as a script: the large sets import `benchmarks.quality_large` from the checkout.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     sys.exit(main())

@@ -113,11 +113,12 @@ def latency(bare, url: str, images: list[Path], rounds: int) -> dict:
     }
 
 
-def one_client(url: str, images: list[Path], expected: dict) -> int:
-    """Send every image once; the number of answers that differ from the bare call."""
+def one_client(url: str, images: list[Path], expected: dict, client=None) -> int:
+    """Send every image once (through `client`, else a new client: a new session); the
+    number of answers that differ from the bare call."""
     from gradio_client import Client, handle_file
 
-    client = Client(url, verbose=False)
+    client = client or Client(url, verbose=False)
     wrong = 0
     for path in images:
         bars, _ = client.predict([handle_file(str(path))], api_name="/classify")
@@ -129,15 +130,33 @@ def one_client(url: str, images: list[Path], expected: dict) -> int:
     return wrong
 
 
-def concurrency(url: str, process, images: list[Path], expected: dict, clients: int, rounds: int):
+def concurrency(
+    url: str,
+    process,
+    images: list[Path],
+    expected: dict,
+    clients: int,
+    rounds: int,
+    same_clients: bool = False,
+):
     """`clients` threads, each with its own client sending every image; per round: seconds,
-    wrong answers and the server's resident memory (MB) afterwards."""
+    wrong answers and the server's resident memory (MB) afterwards. New clients every
+    round (new sessions, as new visitors), or with `same_clients` the same ones (the same
+    visitors coming back)."""
+    from gradio_client import Client
+
     server = psutil.Process(process.pid)
+    kept = [Client(url, verbose=False) for _ in range(clients)] if same_clients else None
     records = []
     for _ in range(rounds):
         started = time.perf_counter()
         with ThreadPoolExecutor(clients) as pool:
-            wrong = sum(pool.map(lambda _: one_client(url, images, expected), range(clients)))
+            wrong = sum(
+                pool.map(
+                    lambda i: one_client(url, images, expected, kept[i] if kept else None),
+                    range(clients),
+                )
+            )
         records.append(
             {
                 "seconds": round(time.perf_counter() - started, 2),
@@ -182,7 +201,8 @@ def markdown(results: dict) -> str:
         f"| added by the page (HTTP API - bare) | {lat['added_ms_median']:.1f} |",
         f"| the API through gradio_client | {lat['gradio_client_ms_median']:.1f} |",
         "",
-        f"{results['clients']} clients x {results['images']} images at once, per round:",
+        f"{results['clients']} clients x {results['images']} images at once, per round "
+        f"({'the same clients every round' if results.get('same_clients') else 'new clients every round'}):",
         "",
         "| round | seconds | answers | wrong | server RSS MB | change MB |",
         "|---|---|---|---|---|---|",
@@ -224,9 +244,15 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--images", type=int, default=10)
     parser.add_argument("--concurrent-rounds", type=int, default=6)
+    parser.add_argument(
+        "--same-clients",
+        action="store_true",
+        help="the same clients (sessions) every round; default: new ones every round",
+    )
     parser.add_argument("--out", type=Path, default=HERE)
     args = parser.parse_args()
     run = (args.run or newest_run()).resolve()
+    machine = machine_info()  # with the load average before the benchmark adds its own
     with tempfile.TemporaryDirectory() as tmp:
         images = make_images(Path(tmp) / "images", args.images)
         process, url, _ = start_server(run, Path(tmp))
@@ -237,7 +263,13 @@ def main() -> None:
             measured = latency(bare, url, images, args.rounds)
             print(f"concurrency: {args.clients} clients x {args.images} images", flush=True)
             rounds = concurrency(
-                url, process, images, expected, args.clients, args.concurrent_rounds
+                url,
+                process,
+                images,
+                expected,
+                args.clients,
+                args.concurrent_rounds,
+                args.same_clients,
             )
         finally:
             process.terminate()
@@ -245,9 +277,10 @@ def main() -> None:
     results = {
         "run": str(run),
         "image_size": bare_image_size(run),
-        "machine": machine_info(),
+        "machine": machine,
         "latency": measured,
         "clients": args.clients,
+        "same_clients": args.same_clients,
         "images": args.images,
         "concurrency": rounds,
         "load_average_end": os.getloadavg(),
