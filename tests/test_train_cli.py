@@ -4,14 +4,16 @@ import csv
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from helpers.cli import run_cli, run_dir_of, run_small, small_run_overrides
+from helpers.cli import cli_env, run_cli, run_dir_of, run_small, small_run_overrides
 from helpers.folders import make_image_folder
 from helpers.wandb_log import read_wandb_offline_run
 
+from imgclf.cli import USAGE
 from imgclf.training.checkpoints import read_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
@@ -103,6 +105,29 @@ def test_help_lists_the_config_groups(tmp_path):
         assert group in result.stdout
     assert "cpu" in result.stdout and "gpu" in result.stdout
     assert "wandb" in result.stdout and "tensorboard" in result.stdout
+
+
+def test_python_dash_m_imgclf_is_the_imgclf_command(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "imgclf", "--help"],
+        cwd=tmp_path,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(USAGE.splitlines()[0])
+
+
+def test_an_unset_required_setting_is_a_one_line_error_and_leaves_no_run(tmp_path):
+    result = run_cli("train", "data=folder", cwd=tmp_path)  # data.root: ??? in its config
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == (
+        "error: data.root is not set and has no default: add data.root=... to the command"
+    )
+    assert "Traceback" not in result.stderr and "HYDRA_FULL_ERROR" not in result.stderr
+    assert not list((tmp_path / "logs" / "train").glob("*"))
 
 
 def test_missing_data_root_is_a_one_line_error(tmp_path):

@@ -13,7 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from imgclf.commands.configs import config_dir
-from imgclf.errors import TrainingInterrupted, UserError, no_space_message, one_line
+from imgclf.errors import (
+    TrainingInterrupted,
+    UserError,
+    missing_setting_message,
+    no_space_message,
+    one_line,
+)
 
 # The shell's exit status for a program stopped by SIGINT (128 + 2) and SIGTERM (128 + 15).
 EXIT_INTERRUPTED = 130
@@ -150,7 +156,10 @@ def run_hydra(task: Callable, config_name: str, argv: list[str], launched_rank=F
                 report_failed_trial(err)
                 raise  # the sweeper marks the trial failed (and goes on, as configured)
             # Ours, or a full disk while writing a picture, a log, a CSV: one line.
-            message = one_line(err) if isinstance(err, UserError) else no_space_message(err)
+            if isinstance(err, UserError):
+                message = one_line(err)
+            else:
+                message = missing_setting_message(err) or no_space_message(err)
             if message is None:
                 raise
             discard_unstarted_run(Path(cfg.paths.output_dir), keep_directory)

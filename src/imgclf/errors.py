@@ -92,3 +92,15 @@ def no_space_message(err: BaseException) -> str | None:
         return None
     where = f" writing {err.filename}" if err.filename else ""
     return f"no space left on device{where}; free some space and resume"
+
+
+def missing_setting_message(err: BaseException) -> str | None:
+    """One line for a required setting left unset (a `???` in the configs, such as
+    `data.root` of `data=folder`), naming the key; None for any other error. OmegaConf
+    raises it only when the value is read, so Hydra would print it as a stack trace."""
+    from omegaconf.errors import MissingMandatoryValue
+
+    if not isinstance(err, MissingMandatoryValue):
+        return None
+    key = getattr(err, "full_key", None) or "a required setting"
+    return f"{key} is not set and has no default: add {key}=... to the command"
