@@ -18,7 +18,7 @@ from imgclf.training.checkpoints import load_classifier, read_checkpoint
 
 @pytest.fixture(scope="module")
 def ema_run(tmp_path_factory):
-    """fine_tune (3 + 2 planned epochs) with an EMA of the weights and early stopping that
+    """fine_tune (3 + 3 planned epochs) with an EMA of the weights and early stopping that
     no validation can satisfy (an improvement of 100 in log-loss): each stage stops after
     its second validation."""
     tmp = tmp_path_factory.mktemp("options")
@@ -29,7 +29,7 @@ def ema_run(tmp_path_factory):
         tmp,
         "recipe=fine_tune",
         "recipe.stages.0.epochs=3",
-        "recipe.stages.1.epochs=2",
+        "recipe.stages.1.epochs=3",
         "callbacks.default.ema_decay=0.9",
         "callbacks.default.early_stopping_patience=1",
         "callbacks.default.early_stopping_min_delta=100",
@@ -62,11 +62,12 @@ def test_best_ckpt_holds_the_ema_weights_that_were_validated(ema_run):
 
 
 def test_a_stage_stopped_early_hands_over_to_the_next_stage(ema_run):
-    result, _, _, summary = ema_run
+    result, run_dir, _, summary = ema_run
     frozen, unfrozen = summary["stages"]
     assert frozen["epochs"] == 2 and frozen["planned_epochs"] == 3
     assert "did not improve" in frozen["stopped_early"]
-    assert unfrozen["epochs"] == 2 and "stopped_early" not in unfrozen
+    assert unfrozen["epochs"] == 2 and unfrozen["planned_epochs"] == 3
+    assert "did not improve" in unfrozen["stopped_early"]
     assert [(h["epoch"], h["stage"]) for h in summary["history"]] == [
         (1, "frozen"),
         (2, "frozen"),
@@ -75,6 +76,8 @@ def test_a_stage_stopped_early_hands_over_to_the_next_stage(ema_run):
     ]
     assert summary["epochs"] == 4
     assert "stage 'frozen' stopped early after 2 of 3 epochs" in result.stdout
+    # The last stage stopped early, and so ended the run: its views are drawn.
+    assert (run_dir / "interpret" / "views" / "top_losses.png").is_file()
 
 
 class RecordLR(L.Callback):

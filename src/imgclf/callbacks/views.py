@@ -30,6 +30,8 @@ class MisclassificationViews(Callback):
         self.every_n_epochs = max(0, int(every_n_epochs))
         self.seed = seed
         self.last: dict | None = None
+        self.validated_epoch: int | None = None  # the fit's latest validation
+        self.drawn_epoch: int | None = None
 
     def setup(self, trainer, pl_module, stage: str) -> None:
         find_collector(trainer)  # a one-line error now, not after the first epoch
@@ -37,10 +39,22 @@ class MisclassificationViews(Callback):
     def on_validation_epoch_end(self, trainer, pl_module) -> None:
         if trainer.sanity_checking:
             return
-        epoch = trainer.current_epoch
+        epoch = self.validated_epoch = trainer.current_epoch
         due = self.every_n_epochs and (epoch + 1) % self.every_n_epochs == 0
-        if not due and not run_ends_with(trainer, epoch):
+        if due or run_ends_with(trainer, epoch):
+            self.draw(trainer, pl_module, epoch)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        """A last stage that stopped before its last epoch (early stopping, the divergence
+        guard) ends the run at its latest validation: the views are drawn from that."""
+        if self.validated_epoch is None or self.drawn_epoch == self.validated_epoch:
             return
+        if ends_the_recipe(trainer):
+            self.draw(trainer, pl_module, self.validated_epoch)
+
+    def draw(self, trainer, pl_module, epoch: int) -> None:
+        """The views of the latest validation (gathered from every rank; rank 0 writes)."""
+        self.drawn_epoch = epoch
         predictions = find_collector(trainer).result(trainer)
         if not trainer.is_global_zero or len(predictions) == 0:
             return
@@ -66,5 +80,10 @@ class MisclassificationViews(Callback):
 def run_ends_with(trainer, epoch: int) -> bool:
     """Whether `epoch` is the last of the fit and the fit is the recipe's last stage."""
     last_epoch = trainer.max_epochs is not None and epoch + 1 >= trainer.max_epochs
+    return last_epoch and ends_the_recipe(trainer)
+
+
+def ends_the_recipe(trainer) -> bool:
+    """Whether the running fit is the recipe's last stage (or a fit outside a recipe)."""
     progress = next((c for c in trainer.callbacks if isinstance(c, RecipeProgress)), None)
-    return last_epoch and (progress is None or progress.in_last_stage)
+    return progress is None or progress.in_last_stage
