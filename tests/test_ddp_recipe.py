@@ -23,11 +23,13 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
         "lr_find.num_iter=10",
         "recipe.stages.1.lr=auto",  # the LR finder in both stages
         "logger=many",
+        "data.image_size=auto",  # 40 px originals: 64 px, said once, not by every rank
         *DDP,
         cwd=tmp_path,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
+    assert result.stdout.count("image size auto: 64 px") == 1
     # Both ranks print their LR finder lines; every rank must train with the same LRs.
     found = re.findall(r"LR finder \((\w+)\): valley suggests (\S+);", result.stdout)
     assert sorted(stage for stage, _ in found) == ["finetune", "finetune", "head", "head"]

@@ -242,7 +242,8 @@ def build_data_and_model(cfg: DictConfig):
         **weights,
     )
     datamodule.set_data_config(model.data_config)
-    if datamodule.image_size_line():  # data.image_size=auto: the size it chose, once
+    # data.image_size=auto: the size it chose, once (by rank 0 of a DDP run).
+    if datamodule.image_size_line() and is_rank_zero():
         print(datamodule.image_size_line(), flush=True)
     return datamodule, model
 
