@@ -28,6 +28,7 @@ LAYERS = {
     "imgclf.api": 5,
     "imgclf.commands": 5,
     "imgclf.cli": 6,
+    "imgclf.__main__": 7,  # `python -m imgclf`: the command line, nothing else
 }
 # Same layer, but independent of each other.
 APART = {("imgclf.data", "imgclf.model"), ("imgclf.model", "imgclf.data")}
