@@ -7,7 +7,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
-from imgclf.training.checkpoints import atomic_link, saves_atomically
+from imgclf.training.checkpoints import link_checkpoint
 
 
 class StepCheckpoint(L.Callback):
@@ -75,16 +75,13 @@ class BestAndLastCheckpoint(ModelCheckpoint):
             self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
 
     def _save_last_checkpoint(self, trainer: L.Trainer, monitor_candidates: dict) -> None:
-        if self._best_saved_at(trainer.global_step) and saves_atomically(trainer):
-            # best.ckpt was written at this very step: last.ckpt is a second name of it (a
-            # hard link) instead of the same megabytes written again. (Lightning's
-            # save_last="link" links to the newest save even when that is an older best.)
-            self.last_model_path = self.format_checkpoint_name(
-                monitor_candidates, self.CHECKPOINT_NAME_LAST
-            )
-            if trainer.is_global_zero:
-                atomic_link(self.best_model_path, self.last_model_path)
-            trainer.strategy.barrier("last.ckpt")
+        # best.ckpt written at this very step: last.ckpt is a second name of it (a hard
+        # link) instead of the same megabytes written again. (Lightning's save_last="link"
+        # links to the newest save even when that is an older best.)
+        last = self.format_checkpoint_name(monitor_candidates, self.CHECKPOINT_NAME_LAST)
+        best = Path(self.best_model_path)
+        if self._best_saved_at(trainer.global_step) and link_checkpoint(trainer, best, Path(last)):
+            self.last_model_path = last
         else:
             super()._save_last_checkpoint(trainer, monitor_candidates)
         self._last_written_step = trainer.global_step

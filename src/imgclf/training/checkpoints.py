@@ -123,6 +123,18 @@ def saves_atomically(trainer) -> bool:
     return isinstance(trainer.strategy.checkpoint_io, __getattr__("AtomicCheckpointIO"))
 
 
+def link_checkpoint(trainer, source: Path, target: Path) -> bool:
+    """`target` as a second name of the checkpoint `source` that `trainer` has just saved
+    (rank 0 links, every rank waits); False, and nothing done, where its checkpoint IO
+    rewrites files in place: then the caller saves `target` itself."""
+    if not saves_atomically(trainer):
+        return False
+    if trainer.is_global_zero:  # the rank that wrote `source`
+        atomic_link(source, target)
+    trainer.strategy.barrier("link_checkpoint")
+    return True
+
+
 def sync_folder(folder: Path) -> None:
     """fsync a folder, so a rename in it survives a crash (where the file system allows)."""
     with contextlib.suppress(OSError):  # not every file system lets a folder be fsynced

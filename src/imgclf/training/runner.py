@@ -20,7 +20,7 @@ from pathlib import Path
 import lightning as L
 from lightning.pytorch.utilities import rank_zero_warn
 
-from imgclf.training.checkpoints import LAST, atomic_link, saves_atomically
+from imgclf.training.checkpoints import LAST, link_checkpoint
 from imgclf.training.divergence import DivergenceGuard
 from imgclf.training.lr_finder import agree_across_ranks, lr_find_figure, range_test
 from imgclf.training.norm_adapt import (
@@ -202,12 +202,8 @@ def save_stage_end(trainer: L.Trainer, checkpoint: Path) -> None:
     run's last.ckpt says it is finished. last.ckpt is a second name (a hard link) of the
     same file: writing those megabytes twice was a tenth of a small run's time."""
     trainer.save_checkpoint(checkpoint, weights_only=False)
-    if not saves_atomically(trainer):
+    if not link_checkpoint(trainer, checkpoint, checkpoint.with_name(LAST)):
         trainer.save_checkpoint(checkpoint.with_name(LAST), weights_only=False)
-        return
-    if trainer.is_global_zero:  # the rank that wrote it
-        atomic_link(checkpoint, checkpoint.with_name(LAST))
-    trainer.strategy.barrier("save_stage_end")
 
 
 def batches_per_epoch(loaders: dict) -> int:
