@@ -2,10 +2,12 @@
 command (interpreter start-up, imports, model load, prediction, files written), timed over
 several rounds on a small run trained first.
 
-Two commands: the default (TTA x4, clip=auto: the eps the run chose on its validation set
-in training, saved in the checkpoint) and the quickest answer for one photo
-(`tta.n=0 clip=null`). Both run without Lightning (trainer=cpu, no logger). Goal: one image
-in under 3 s on 2 idle cores.
+The first prediction of the checkpoint (through torch, which also writes the ONNX cache
+beside the checkpoint) is timed once; then, over the rounds, the default command (one image:
+`tta.n=auto` makes no TTA passes, so it runs from the cached ONNX file without importing
+torch; clip=auto: the eps the run chose in training) and the same image with TTA x4
+(`tta.n=4`, through torch). All run without Lightning (trainer=cpu, no logger). Goal: one
+image in under 3 s on 2 idle cores.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 from benchmarks.runs import check, imgclf_command, run_dir_of, run_measured
 
 GOAL_SECONDS = 3.0
-VARIANTS = {"default": (), "no TTA, no clipping": ("tta.n=0", "clip=null")}
+DEFAULT = "default (from the cached ONNX file)"
+# The goal is the default command's; TTA x4 shows what the passes through torch cost.
+VARIANTS = {DEFAULT: (), "TTA x4 (through torch)": ("tta.n=4",)}
 
 
 def train_small_run(root: Path, workdir: Path, image_size: int, extra: tuple[str, ...]) -> Path:
@@ -43,34 +47,56 @@ def predict_benchmark(
     """Median wall seconds of `imgclf predict ckpt=<run> input=<one image>` per variant."""
     run = train_small_run(root, workdir, image_size, extra)
     image = next(path for path in sorted((root / "train").rglob("*")) if path.is_file())
-    variants = {}
-    for name, overrides in VARIANTS.items():
-        command = imgclf_command(
+
+    def command(*overrides: str) -> list[str]:
+        return imgclf_command(
             "predict", f"ckpt={run}", f"input={image}", f"paths.log_dir={workdir / 'logs'}",
             *overrides,
         )  # fmt: skip
+
+    first = check(run_measured(command(), cwd=workdir), "the first imgclf predict")
+    variants = {}
+    for name, overrides in VARIANTS.items():
         seconds = [
-            check(run_measured(command, cwd=workdir), f"imgclf predict ({name})")["wall_seconds"]
+            check(run_measured(command(*overrides), cwd=workdir), f"imgclf predict ({name})")[
+                "wall_seconds"
+            ]
             for _ in range(rounds)
         ]
         variants[name] = {
             "command": "imgclf predict ckpt=<run> input=<one image> " + " ".join(overrides),
             "median_seconds": statistics.median(seconds),
             "round_seconds": seconds,
-            "goal_met": statistics.median(seconds) < GOAL_SECONDS,
+            "goal_met": statistics.median(seconds) < GOAL_SECONDS if name == DEFAULT else None,
         }
-    return {"image_size": image_size, "goal_seconds": GOAL_SECONDS, "variants": variants}
+    return {
+        "image_size": image_size,
+        "goal_seconds": GOAL_SECONDS,
+        "first_call_seconds": first["wall_seconds"],
+        "variants": variants,
+    }
 
 
 def markdown_lines(result: dict) -> list[str]:
     """The report's paragraph on one-image predict latency."""
     parts = [
         f"`{v['command'].strip()}` {v['median_seconds']:.1f} s"
-        f" (goal < {result['goal_seconds']:.0f} s: {'yes' if v['goal_met'] else 'NO'})"
+        + (
+            ""
+            if v["goal_met"] is None
+            else f" (goal < {result['goal_seconds']:.0f} s: {'yes' if v['goal_met'] else 'NO'})"
+        )
         for v in result["variants"].values()
     ]
+    first = result.get("first_call_seconds")
+    first_text = (
+        f" The checkpoint's first prediction (through torch; it writes the ONNX cache): "
+        f"{first:.1f} s."
+        if first is not None
+        else ""
+    )
     return [
         f"**One image through imgclf predict** (the whole command, median of rounds; a run "
-        f"at {result['image_size']} px): " + "; ".join(parts) + ".",
+        f"at {result['image_size']} px): " + "; ".join(parts) + "." + first_text,
         "",
     ]

@@ -116,6 +116,10 @@ def test_every_benchmark_runs_on_tiny_sizes(tmp_path, monkeypatch):
         assert f"| {name}:" in report
     assert "**Memory**" in report and "**Demo recipe**" in report
     predict = written["runs"]["predict"]
-    assert set(predict["variants"]) == {"default", "no TTA, no clipping"}
+    assert set(predict["variants"]) == {
+        "default (from the cached ONNX file)",
+        "TTA x4 (through torch)",
+    }
     assert all(v["median_seconds"] > 0 for v in predict["variants"].values())
+    assert predict["first_call_seconds"] > 0
     assert "**One image through imgclf predict**" in report

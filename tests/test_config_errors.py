@@ -91,3 +91,19 @@ def test_export_into_a_folder_is_one_line_before_any_work(tmp_path, capsys, monk
     line = one_error_line(argv, tmp_path, capsys, monkeypatch)
     assert line == f"cannot write export out= {folder}: it is a folder; give a file name"
     assert list(folder.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [("-1", "tta.n=-1: must be a whole number >= 0 or auto"), ("many", "tta.n='many'")],
+)
+def test_tta_passes_are_a_count_or_auto(value, message, tmp_path, capsys, monkeypatch):
+    argv = ["predict", f"tta.n={value}", "ckpt=none", "input=none"]
+    assert one_error_line(argv, tmp_path, capsys, monkeypatch).startswith(message)
+
+
+def test_tta_auto_is_none_for_one_image_and_four_for_a_set():
+    from imgclf.commands.startup import tta_count
+
+    assert tta_count("auto", one_image=True) == 0 and tta_count("auto") == 4
+    assert tta_count(2, one_image=True) == 2 and tta_count(0) == 0

@@ -11,7 +11,7 @@ from PIL import Image
 
 from imgclf.data import ImageFileDataset
 from imgclf.data.images import load_rgb
-from imgclf.data.preprocess import decode, model_transform, preprocess
+from imgclf.data.preprocess import decode, eval_pixels, model_transform, preprocess
 from imgclf.data.transforms import min_decode_side
 
 CONFIG = {"interpolation": "bicubic", "crop_pct": 0.875}
@@ -75,3 +75,27 @@ def test_pil_images_and_float_arrays_follow_the_uint8_rule(images):
     as_pil = np.asarray(preprocess(rgb, transform))
     as_float = np.asarray(preprocess(np.asarray(rgb) / 255.0, transform))
     np.testing.assert_array_equal(as_pil, as_float)
+
+
+@pytest.mark.parametrize("name", ["big.jpg", "alpha.png", "rotated.jpg"])
+def test_the_onnx_path_takes_the_same_pixels_without_albumentations(images, name):
+    """`eval_pixels` (predict from the cached ONNX file) equals the evaluation transform."""
+    direct = np.asarray(preprocess(images[name], model_transform(CONFIG, SIZE)))
+    pixels = eval_pixels(images[name], SIZE, CONFIG["interpolation"], CONFIG["crop_pct"])
+    assert pixels.shape == (SIZE, SIZE, 3) and pixels.dtype == np.uint8
+    np.testing.assert_array_equal(pixels.transpose(2, 0, 1), direct)
+
+
+def test_the_onnx_predict_path_imports_no_torch():
+    """Its modules load in a fresh interpreter without torch, albumentations or timm."""
+    import subprocess
+    import sys
+
+    modules = ("imgclf.cli", "imgclf.commands.predict", "imgclf.evaluation.onnx_predict")
+    code = (
+        f"import sys; import {', '.join(modules)}; "
+        "print(sorted(m for m in ('torch', 'albumentations', 'timm') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]"

@@ -201,8 +201,10 @@ def test_lr_find_on_a_run_takes_its_data_model_and_recipe(trained_run):
     assert cfg.ckpt == str(run_dir) and cfg.lr_find.num_iter == 5
 
 
-# What a one-image prediction on the CPU must not import (seconds of start-up each).
-HEAVY_MODULES = ("lightning", "torchmetrics", "wandb")
+# What a prediction on the CPU must not import (seconds of start-up each); and torch, which
+# a prediction from the cached ONNX file does not import either.
+LIGHTNING_MODULES = ("lightning", "torchmetrics", "wandb")
+HEAVY_MODULES = (*LIGHTNING_MODULES, "torch")
 # `imgclf predict` in a subprocess that reports, after the command, which of them it loaded.
 REPORT_IMPORTS = (
     "import sys; from imgclf.cli import main; main(sys.argv[1:]); "
@@ -241,7 +243,7 @@ def test_predict_on_the_cpu_runs_without_lightning_and_gives_the_same_probabilit
     images = [p for p in extra_images(tmp_path / "new") if p.name in ("big.jpg", "alpha.png")]
     listed = f"input=[{','.join(map(str, images))}]"
     plain_dir, loaded = predict_reporting_imports(f"ckpt={run_dir}", listed, "clip=null", cwd=tmp)
-    assert loaded == []
+    assert loaded == ["torch"]  # TTA (auto: x4 for a list) runs through torch
     trainer_dir, loaded = predict_reporting_imports(
         f"ckpt={run_dir}", listed, "clip=null", "trainer.devices=auto", cwd=tmp
     )
@@ -270,9 +272,53 @@ def test_predict_clips_at_the_eps_the_run_chose_in_training(trained_run):
     run_dir, root, tmp = trained_run
     image = sorted((root / "test").glob("*.jpg"))[0]
     out_dir, loaded = predict_reporting_imports(f"ckpt={run_dir}", f"input={image}", cwd=tmp)
-    assert loaded == []
+    assert not set(loaded) & set(LIGHTNING_MODULES)
     record = json.loads((out_dir / "predict.json").read_text())
     checkpoint = torch.load(run_dir / "checkpoints" / "best.ckpt", weights_only=True)
     chosen = checkpoint["callbacks"]["ClipProbabilities"]["chosen_eps"]
     assert chosen is not None and record["clip_eps"] == chosen
     assert record["clip_chosen_on"] == "the run's validation in training (best.ckpt)"
+
+
+def test_predict_runs_from_the_checkpoints_cached_onnx_without_torch(trained_run, tmp_path):
+    """The first prediction of a checkpoint goes through torch and caches its network as ONNX
+    beside it; the next ones without TTA import no torch and give the same probabilities
+    (1e-5) on a large JPEG, an upscaled PNG, an EXIF-rotated JPEG, a PNG with alpha and a
+    file that fails to decode; a checkpoint written again is not read from the old cache."""
+    import shutil
+
+    from helpers.folders import truncated_jpeg
+
+    run_dir, _, tmp = trained_run
+    checkpoint = tmp_path / "model.ckpt"
+    shutil.copy(run_dir / "checkpoints" / "best.ckpt", checkpoint)
+    images = [*extra_images(tmp_path / "new"), truncated_jpeg(tmp_path / "new" / "cut.jpg")]
+    listed = f"input=[{','.join(map(str, images))}]"
+    args = (f"ckpt={checkpoint}", listed, "tta.n=0", "clip=0.01")
+    first_dir, loaded = predict_reporting_imports(*args, cwd=tmp)
+    assert loaded == ["torch"]
+    card = json.loads((tmp_path / "model.onnx.json").read_text())
+    assert card["classes"] == ["cats", "dogs"] and card["image_size"] == 32
+    second_dir, loaded = predict_reporting_imports(*args, cwd=tmp)
+    assert loaded == []
+    first = read_probabilities(first_dir / "submission.csv")
+    second = read_probabilities(second_dir / "submission.csv")
+    assert set(first) == set(second) == {p.stem for p in images}
+    for name in first:
+        np.testing.assert_allclose(second[name], first[name], atol=1e-5)
+    assert second["cut"] == [0.5, 0.5]  # the uninformed row, as the data loaders give
+    assert min(min(row) for row in second.values()) >= 0.01  # clipped
+    record = json.loads((second_dir / "predict.json").read_text())
+    assert record["decode_failed"] == [str(images[-1])] and record["tta"]["n"] == 0
+
+    # One image: tta.n=auto makes no TTA passes, so it runs from the cache as well.
+    one_dir, loaded = predict_reporting_imports(f"ckpt={checkpoint}", f"input={images[0]}", cwd=tmp)
+    assert loaded == [] and json.loads((one_dir / "predict.json").read_text())["tta"]["n"] == 0
+    assert read_probabilities(one_dir / "submission.csv")["big"] == pytest.approx(
+        first["big"], abs=1e-5
+    )  # clip=auto: the eps the run chose, from the card; the big JPEG is far from it
+
+    shutil.copy(run_dir / "checkpoints" / "last.ckpt", tmp_path / "other.ckpt")
+    (tmp_path / "other.ckpt").replace(checkpoint)  # the checkpoint written again
+    _, loaded = predict_reporting_imports(*args, cwd=tmp)
+    assert loaded == ["torch"]

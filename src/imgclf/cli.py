@@ -82,11 +82,14 @@ def needs_lightning(task: Callable, cfg) -> bool:
 def predict_built_as(cfg) -> dict:
     """`imgclf predict` without Lightning builds no Trainer, and loaders from `data.*`
     (`ImageLoading`): its config is checked against what it builds, which imports no
-    Lightning either."""
-    from imgclf.commands.predict import without_lightning
+    Lightning either. Run from the checkpoint's cached ONNX file, it builds neither (and
+    importing ImageLoading would import torch)."""
+    from imgclf.commands.predict import runs_from_onnx, without_lightning
 
     if not without_lightning(cfg):
         return {}
+    if runs_from_onnx(cfg):
+        return {"trainer": None, "data": None}
     return {"trainer": None, "data": "imgclf.data.loading.ImageLoading"}
 
 

@@ -194,6 +194,14 @@ def decompression_bomb(path: Path, side: int = 20_000) -> Path:
     return path
 
 
+def truncated_jpeg(path: Path) -> Path:
+    """A JPEG cut at 60 %: its header reads, its pixels fail to decode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    make_image((40, 120, 200), 48, np.random.default_rng(2)).save(path, quality=95)
+    path.write_bytes(path.read_bytes()[: path.stat().st_size * 6 // 10])
+    return path
+
+
 def bad_uploads(folder: Path) -> dict[Path, str]:
     """Files a user may upload that are no usable image -> the words the answer must hold:
     a text file, an empty file, a truncated JPEG and a 20,000 x 20,000 PNG bomb."""

@@ -53,7 +53,7 @@ VALUE_RULES: dict[tuple[type, float], tuple[str, ...]] = {
     ),
 }
 # Settings that also take the word auto (chosen when the run starts).
-AUTO_ALLOWED = ("data.num_workers", "data.image_size")
+AUTO_ALLOWED = ("data.num_workers", "data.image_size", "tta.n")
 # Settings people look for in the wrong place.
 MOVED = {
     "trainer.max_epochs": "the recipe sets the epochs: recipe.stages.<i>.epochs=N",

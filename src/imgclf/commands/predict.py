@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from functools import partial
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -17,14 +18,18 @@ from imgclf.commands.startup import (
     load_model_and_data,
     start_run,
     tta_arguments,
+    tta_count,
 )
-from imgclf.data.loading import ImageLoading, checked_settings
+from imgclf.data.settings import checked_settings
 from imgclf.errors import UserError
-from imgclf.evaluation.clipping import parse_eps, recorded_eps
-from imgclf.evaluation.prediction import input_images, predict, predict_paths, validation_eps
-from imgclf.evaluation.tta import network_pass
+from imgclf.evaluation.clip_setting import parse_eps, recorded_eps
+from imgclf.evaluation.inputs import input_images
+from imgclf.evaluation.onnx_predict import CachedModel, predict_with_onnx, read_cached_model
 from imgclf.reporting.files import write_json
 from imgclf.training.checkpoints import find_checkpoint, load_network, read_checkpoint
+
+if TYPE_CHECKING:
+    from imgclf.data.loading import ImageLoading
 
 # Trainer settings under which a plain loop gives what Lightning's predict loop gives.
 PLAIN_PRECISIONS = ("32-true", "32", 32)
@@ -48,22 +53,35 @@ def without_lightning(cfg: DictConfig) -> bool:
 def predict_command(cfg: DictConfig) -> Path:
     """`predict` on the checkpoint's model, the submission files and predict.json.
 
-    `clip=auto` takes the eps the run chose on its last validation before the checkpoint
-    was saved; only a checkpoint without one has eps chosen on `data`'s validation images
-    (TTA included), as `imgclf evaluate` does."""
+    `tta.n=auto` (the default) makes no TTA passes for one image file and 4 otherwise.
+    Without TTA, in one CPU process, a checkpoint already used once is run from its cached
+    ONNX file (`evaluation/onnx_predict.py`): no torch is imported. `clip=auto` takes the
+    eps the run chose on its last validation before the checkpoint was saved; only a
+    checkpoint without one has eps chosen on `data`'s validation images (TTA included), as
+    `imgclf evaluate` does."""
     plain = without_lightning(cfg)
-    run = start_run(cfg, begin=False, lightning=not plain)
+    checkpoint = find_checkpoint(cfg.get("ckpt"))
+    tta_n = tta_count(cfg.tta.n, one_image=is_one_image(cfg.input))
+    eps = parse_eps(cfg.clip)
+    cached = cached_model(cfg, checkpoint, tta_n, eps) if plain else None
+    run = start_run(cfg, begin=False, lightning=not plain, seed=cached is None)
     if cfg.get("out"):  # before any prediction is computed
         check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
-    eps = parse_eps(cfg.clip)
-    checkpoint = find_checkpoint(cfg.get("ckpt"))
-    chosen_on = None
-    if eps == "auto" and (saved := recorded_eps(read_checkpoint(checkpoint))) is not None:
+    chosen_on, saved = None, None
+    if cached is not None:
+        saved = cached.recorded_eps
+    elif eps == "auto" or plain:
+        saved = recorded_eps(read_checkpoint(checkpoint))
+    if eps == "auto" and saved is not None:
         eps, chosen_on = saved, f"the run's validation in training ({checkpoint.name})"
-    if plain:
-        result, valid_count = predict_in_process(cfg, run, checkpoint, eps)
+    tta = {"n": tta_n, "beta": cfg.tta.beta, "seed": cfg.seed}
+    valid_count = 0
+    if cached is not None:
+        result = predict_cached(cfg, run, cached, eps, tta)
+    elif plain:
+        result, valid_count = predict_in_process(cfg, run, checkpoint, eps, tta, saved)
     else:
-        result, valid_count = predict_with_trainer(cfg, run, eps)
+        result, valid_count = predict_with_trainer(cfg, run, eps, tta_n)
     record: dict = {"checkpoint": str(checkpoint), "tta": result.tta}
     if eps == "auto":
         chosen_on = f"{valid_count} validation images"
@@ -74,28 +92,67 @@ def predict_command(cfg: DictConfig) -> Path:
     return run.finish()
 
 
+def is_one_image(source) -> bool:
+    """Whether `input=` names one image file (not a folder, a glob or a list)."""
+    if not isinstance(source, (str, Path, int, float)):
+        return False
+    return Path(os.path.expandvars(os.path.expanduser(str(source)))).is_file()
+
+
+def runs_from_onnx(cfg: DictConfig) -> bool:
+    """Whether `predict_command` will run on the checkpoint's cached ONNX file (then no
+    Trainer and no data module is built, and their settings are not checked against them);
+    a setting it cannot read is for the command itself to report."""
+    try:
+        checkpoint = find_checkpoint(cfg.get("ckpt"))
+        tta_n = tta_count(cfg.tta.n, one_image=is_one_image(cfg.input))
+        return cached_model(cfg, checkpoint, tta_n, parse_eps(cfg.clip)) is not None
+    except (UserError, ValueError, TypeError):
+        return False
+
+
+def cached_model(cfg: DictConfig, checkpoint: Path, tta_n: int, eps) -> CachedModel | None:
+    """The checkpoint's cached ONNX model, where it gives what the torch path would: no TTA
+    passes, the size it was cached at, and an eps that needs no validation pass."""
+    if tta_n != 0:
+        return None
+    cached = read_cached_model(checkpoint)
+    if cached is None or (cfg.get("image_size") and int(cfg.image_size) != cached.image_size):
+        return None
+    if eps == "auto" and cached.recorded_eps is None:
+        return None
+    return cached
+
+
 def is_first(run) -> bool:
     from imgclf.commands.startup import is_rank_zero
 
     return is_rank_zero(run.lightning)
 
 
-def predict_with_trainer(cfg: DictConfig, run, eps):
+def predict_with_trainer(cfg: DictConfig, run, eps, tta_n: int):
     """The passes through the configured Trainer (devices, DDP, loggers)."""
+    from imgclf.evaluation.prediction import predict
+
     # The validation set is only needed to choose eps (clip=auto).
     model, datamodule = load_model_and_data(cfg, scan=eps == "auto")
     paths, skipped = input_images(cfg.input, datamodule.verify, datamodule.max_pixels)
     run.begin()  # the checkpoint and the input are fine: the run's files and loggers
     trainer = inference_trainer(cfg, run.loggers)
-    arguments = {**tta_arguments(cfg, model), "clip": eps}
+    arguments = {**tta_arguments(cfg, model), "tta_n": tta_n, "clip": eps}
     result = predict(model, paths, datamodule, trainer, **arguments)
     result.skipped = skipped
     return result, len(datamodule.valid_items)
 
 
-def predict_in_process(cfg: DictConfig, run, checkpoint: Path, eps):
+def predict_in_process(cfg: DictConfig, run, checkpoint: Path, eps, tta: dict, saved_eps):
     """The passes in this process, without Lightning: the checkpoint's network and the
-    data settings' loaders. Only eps still to choose (`auto`) scans the data's folders."""
+    data settings' loaders. Only eps still to choose (`auto`) scans the data's folders.
+    The network is then cached as ONNX for the next prediction without TTA."""
+    from imgclf.evaluation.export import cache_onnx
+    from imgclf.evaluation.prediction import predict_paths, validation_eps
+    from imgclf.evaluation.tta import network_pass
+
     model = load_network(checkpoint)
     loading, valid_count = loading_of(cfg.data), 0
     if eps == "auto":
@@ -105,16 +162,36 @@ def predict_in_process(cfg: DictConfig, run, checkpoint: Path, eps):
     paths, skipped = input_images(cfg.input, loading.verify, loading.max_pixels)
     run.begin()
     size = input_size_of(cfg, model) or loading.image_size
-    tta = {"n": cfg.tta.n, "beta": cfg.tta.beta, "seed": cfg.seed}
     run_pass = partial(network_pass, model)
     if eps == "auto":
         eps = validation_eps(run_pass, model, loading, size, tta)
-    return predict_paths(run_pass, model, paths, loading, size, tta, eps, skipped), valid_count
+    result = predict_paths(run_pass, model, paths, loading, size, tta, eps, skipped)
+    if read_cached_model(checkpoint) is None:
+        cache_onnx(model, checkpoint, saved_eps)
+    return result, valid_count
+
+
+def predict_cached(cfg: DictConfig, run, cached: CachedModel, eps, tta: dict):
+    """The one pass through the cached ONNX file, with the data settings' file checks."""
+    data = cfg.get("data") or {}
+    max_pixels = checked_settings(
+        data.get("verify", "header"),
+        data.get("augment", "side_on"),
+        data.get("max_pixels"),
+        data.get("valid_pct", 0.2),
+        data.get("min_scale", 0.35),
+    )
+    verify = data.get("verify", "header")
+    paths, skipped = input_images(cfg.input, verify, max_pixels)
+    run.begin()
+    return predict_with_onnx(cached, paths, eps, tta, skipped, max_pixels)
 
 
 def loading_of(data: DictConfig) -> ImageLoading:
     """The loaders of a data config (`data.*`), without scanning its folders."""
     import inspect
+
+    from imgclf.data.loading import ImageLoading
 
     settings = OmegaConf.to_container(data, resolve=True)
     known = set(inspect.signature(ImageLoading).parameters)

@@ -86,12 +86,15 @@ def start_run(
     begin: bool = True,
     another_run_ok: bool = True,
     lightning: bool = True,
+    seed: bool = True,
 ) -> Run:
     """Create and lock the run directory, seed every generator, save the config there and
     (with `loggers`) build the configured loggers (`Run.begin`; with `begin` False the
     caller calls it once its own checks have passed). Without `another_run_ok`, a directory
     that holds another run's checkpoints or summary is refused (under the lock: no race).
-    `lightning` False: a single process seeded without importing Lightning."""
+    `lightning` False: a single process seeded without importing Lightning. `seed` False:
+    nothing random follows (a prediction without TTA through ONNX), so torch, whose
+    generator seeding means importing it, is left alone."""
     directory = Path(cfg.paths.output_dir)
     directory.mkdir(parents=True, exist_ok=True)
     if is_rank_zero(lightning):
@@ -107,7 +110,7 @@ def start_run(
         import lightning as L
 
         L.seed_everything(cfg.seed, workers=True)
-    else:
+    elif seed:
         seed_everything(cfg.seed)
     if begin:
         run.begin()
@@ -271,10 +274,22 @@ def input_size_of(cfg: DictConfig, model) -> int | None:
     return int(cfg.image_size) if cfg.get("image_size") else model.image_size
 
 
-def tta_arguments(cfg: DictConfig, model) -> dict:
+# TTA passes when `tta.n: auto` predicts more than one image (fastai's `learn.tta`).
+AUTO_TTA_PASSES = 4
+
+
+def tta_count(setting, one_image: bool = False) -> int:
+    """`tta.n`: a number of augmented passes, or auto: none for one image file (what
+    fastai's `learn.predict`, the web page and the Python API give), else 4."""
+    if str(setting) == "auto":
+        return 0 if one_image else AUTO_TTA_PASSES
+    return int(setting)
+
+
+def tta_arguments(cfg: DictConfig, model, one_image: bool = False) -> dict:
     """The keyword arguments `interpret` and `predict` take from the config."""
     return {
-        "tta_n": cfg.tta.n,
+        "tta_n": tta_count(cfg.tta.n, one_image),
         "tta_beta": cfg.tta.beta,
         "clip": cfg.clip,
         "seed": cfg.seed,

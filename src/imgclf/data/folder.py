@@ -20,7 +20,8 @@ from imgclf.data.dataset import UNLABELLED, Item
 from imgclf.data.gpu_augment import check_decode, device_train_loader
 from imgclf.data.image_size import median_short_side, sample_paths
 from imgclf.data.images import DEFAULT_MAX_PIXELS, list_images, unreadable_reason
-from imgclf.data.loading import ImageLoading, checked_settings
+from imgclf.data.loading import ImageLoading
+from imgclf.data.settings import checked_settings
 from imgclf.data.split import cap_per_class, class_folders, sample_split_sizes, split_indices
 from imgclf.errors import UserError
 from imgclf.task import choose_task

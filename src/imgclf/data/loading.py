@@ -17,12 +17,11 @@ from torch.utils.data import DataLoader
 from imgclf.data.balance import balanced_sampler
 from imgclf.data.dataset import ImageFileDataset, Item
 from imgclf.data.image_size import auto_image_size, check_image_size_setting
-from imgclf.data.images import DEFAULT_MAX_PIXELS, VERIFY_MODES
+from imgclf.data.images import DEFAULT_MAX_PIXELS
 from imgclf.data.preprocess import model_transform
 from imgclf.data.replay_loader import ReplayDataLoader
-from imgclf.data.transforms import PRESETS, seed_worker, train_transform
+from imgclf.data.transforms import seed_worker, train_transform
 from imgclf.data.workers import check_num_workers, loader_workers
-from imgclf.errors import UserError
 from imgclf.task import task_named
 
 # Until `set_data_config` gives the backbone's own (timm's defaults for a 224 px model).
@@ -235,24 +234,3 @@ class ImageLoading:
             generator=generator,
             **extra,
         )
-
-
-def checked_settings(
-    verify: str, augment: str, max_pixels, valid_pct: float, min_scale: float = 0.35
-) -> int | None:
-    """One-line errors for data settings out of range; returns max_pixels as an int."""
-    if verify not in VERIFY_MODES:
-        raise UserError(f"unknown data.verify {verify!r}: choose one of {', '.join(VERIFY_MODES)}")
-    if augment not in PRESETS:
-        raise UserError(f"unknown data.augment {augment!r}: choose one of {', '.join(PRESETS)}")
-    if isinstance(max_pixels, float) and max_pixels.is_integer():
-        max_pixels = int(max_pixels)  # data.max_pixels=1e8 on the command line
-    if max_pixels is not None and not (
-        isinstance(max_pixels, int) and not isinstance(max_pixels, bool) and max_pixels > 0
-    ):
-        raise UserError(f"data.max_pixels must be a positive integer or null, got {max_pixels!r}")
-    if not 0.0 < valid_pct < 1.0:
-        raise UserError(f"data.valid_pct must be between 0 and 1, got {valid_pct}")
-    if not 0.0 < min_scale <= 1.0:  # the smallest crop's share of the image area
-        raise UserError(f"data.min_scale must be above 0 and at most 1, got {min_scale}")
-    return max_pixels

@@ -15,9 +15,10 @@ import cv2
 import numpy as np
 import torch
 from albumentations.pytorch import ToTensorV2
-from PIL import Image
 
 from imgclf.data.auto_augment import AutoAugment, check_auto_augment
+from imgclf.data.resize import eval_resize_target, resize_and_crop
+from imgclf.data.settings import PRESETS
 from imgclf.data.warp import RandomCropWarp
 from imgclf.errors import UserError
 
@@ -25,7 +26,6 @@ from imgclf.errors import UserError
 # forks workers after OpenCV started its pool can deadlock in them. Off for the process.
 cv2.setNumThreads(0)
 
-PRESETS = ("side_on", "top_down", "none")
 INTERPOLATIONS = {
     "nearest": cv2.INTER_NEAREST,
     "bilinear": cv2.INTER_LINEAR,
@@ -34,58 +34,33 @@ INTERPOLATIONS = {
 }
 
 
-# The same names as PIL resampling filters, for the evaluation resize.
-PIL_FILTERS = {
-    "nearest": Image.Resampling.NEAREST,
-    "bilinear": Image.Resampling.BILINEAR,
-    "bicubic": Image.Resampling.BICUBIC,
-    "lanczos": Image.Resampling.LANCZOS,
-}
-
-
 def interpolation_flag(name: str) -> int:
     return INTERPOLATIONS.get(name, cv2.INTER_LINEAR)
 
 
-def short_side_size(height: int, width: int, target: int) -> tuple[int, int]:
-    """(height, width) with the short side at `target` and the aspect ratio kept: the long
-    side is `floor(long * target / short + 0.5)`."""
-    if height <= width:
-        return target, int(np.floor(width * target / height + 0.5))
-    return int(np.floor(height * target / width + 0.5)), target
+class ResizeAndCrop(A.ImageOnlyTransform):
+    """The evaluation resize and centre crop (`resize.resize_and_crop`: PIL's filter on
+    the short side, then the centred square).
 
-
-class ShortSideResize(A.ImageOnlyTransform):
-    """Resize the short side to `max_size` with PIL's `Image.resize` (`filter`: nearest,
-    bilinear, bicubic or lanczos; PIL widens the filter when shrinking, so it antialiases).
-
-    The evaluation resize is done by PIL on purpose, rather than by OpenCV like the
-    training warp: an exported model's users preprocess with PIL (or anything that follows
-    PIL's rule), and must get exactly the pixels `imgclf predict` feeds the model. The
-    rule is written to `model.json` by `imgclf export`.
+    Done by PIL on purpose, rather than by OpenCV like the training warp: an exported
+    model's users preprocess with PIL (or anything that follows PIL's rule), and must get
+    exactly the pixels `imgclf predict` feeds the model; `imgclf export` writes the rule to
+    model.json. The ONNX predict path calls the same function without albumentations.
     """
 
-    def __init__(self, max_size: int, interpolation: str = "bicubic", p: float = 1.0) -> None:
+    def __init__(
+        self, size: int, interpolation: str = "bicubic", crop_pct: float = 0.875, p: float = 1.0
+    ) -> None:
         super().__init__(p=p)
-        self.max_size = int(max_size)
+        self.size = int(size)
         self.interpolation = interpolation
+        self.crop_pct = float(crop_pct)
 
     def apply(self, img: np.ndarray, **params) -> np.ndarray:
-        height, width = img.shape[:2]
-        new_height, new_width = short_side_size(height, width, self.max_size)
-        if (new_height, new_width) == (height, width):
-            return img
-        resample = PIL_FILTERS.get(self.interpolation, Image.Resampling.BILINEAR)
-        image = Image.fromarray(np.ascontiguousarray(img))
-        return np.asarray(image.resize((new_width, new_height), resample=resample))
+        return resize_and_crop(img, self.size, self.interpolation, self.crop_pct)
 
     def get_transform_init_args_names(self) -> tuple[str, ...]:
-        return ("max_size", "interpolation")
-
-
-def center_crop_box(height: int, width: int, size: int) -> tuple[int, int]:
-    """(top, left) of the centred `size` x `size` crop: `(side - size) // 2`."""
-    return (height - size) // 2, (width - size) // 2
+        return ("size", "interpolation", "crop_pct")
 
 
 def train_transform(
@@ -138,22 +113,10 @@ def train_transform(
     return A.Compose([*steps, ToTensorV2()], seed=seed)
 
 
-def eval_resize_target(size: int, crop_pct: float) -> int:
-    """The short side before the centre crop: `round(size / crop_pct)`."""
-    return int(round(size / crop_pct))
-
-
 def eval_transform(size: int, interpolation: str = "bicubic", crop_pct: float = 0.875) -> A.Compose:
-    """timm's eval pipeline: resize the short side to size/crop_pct with PIL's filter
-    (`ShortSideResize`), then centre-crop size (top = (height - size) // 2, as
-    albumentations' CenterCrop does)."""
-    return A.Compose(
-        [
-            ShortSideResize(eval_resize_target(size, crop_pct), interpolation),
-            A.CenterCrop(height=size, width=size),
-            ToTensorV2(),
-        ]
-    )
+    """timm's eval pipeline: resize the short side to size/crop_pct with PIL's filter, then
+    centre-crop size (top = (height - size) // 2): `ResizeAndCrop`."""
+    return A.Compose([ResizeAndCrop(size, interpolation, crop_pct), ToTensorV2()])
 
 
 def min_decode_side(transform) -> int | None:
@@ -170,7 +133,9 @@ def min_decode_side(transform) -> int | None:
     if isinstance(first, RandomCropWarp):
         size = max(first.size)
         return int(np.ceil(size / np.sqrt(min(first.scale) * min(first.ratio))))
-    if isinstance(first, (A.SmallestMaxSize, ShortSideResize)):
+    if isinstance(first, ResizeAndCrop):
+        return eval_resize_target(first.size, first.crop_pct)
+    if isinstance(first, A.SmallestMaxSize):
         return int(np.max(first.max_size))
     return None
 

@@ -11,13 +11,23 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from imgclf.errors import UserError
+# Where they were first defined; imported from here by callers.
+from imgclf.evaluation.clip_setting import DEFAULT_EPS, parse_eps, recorded_eps
 from imgclf.task import SingleLabel
+
+__all__ = [
+    "DEFAULT_EPS",
+    "EPS_GRID",
+    "best_eps",
+    "clip_probs",
+    "clipped_report",
+    "log_loss",
+    "parse_eps",
+    "recorded_eps",
+]
 
 SINGLE = SingleLabel()
 
-# The course's Dogs-vs-Cats clip: p in [0.05, 0.95].
-DEFAULT_EPS = 0.05
 EPS_GRID = (0.0, 1e-4, 1e-3, 3e-3, 0.01, 0.02, 0.03, 0.05, 0.075, 0.1, 0.15)
 
 
@@ -38,31 +48,6 @@ def best_eps(
     """`clip: auto`: the eps from `grid` that minimises log-loss on labelled predictions."""
     valid = [eps for eps in grid if task.eps_fits(eps, probs.shape[1])]
     return min(valid, key=lambda eps: (log_loss(clip_probs(probs, eps, task), labels, task), eps))
-
-
-def recorded_eps(checkpoint: dict) -> float | None:
-    """The eps that `clip: auto` chose on the last validation before `checkpoint` was saved
-    (ClipProbabilities' state in a Lightning checkpoint dict); None if none was chosen."""
-    state = (checkpoint.get("callbacks") or {}).get("ClipProbabilities") or {}
-    eps = state.get("chosen_eps")
-    return None if eps is None else float(eps)
-
-
-def parse_eps(eps) -> float | str | None:
-    """`clip:` config value: auto, a number in [0, 0.5), or null/false/0 for no clipping."""
-    if eps is None or eps is False or str(eps).lower() in ("none", "null", "false", "off"):
-        return None
-    if str(eps).lower() == "auto":
-        return "auto"
-    if str(eps).lower() == "course":
-        return DEFAULT_EPS
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise UserError(f"clip must be auto, a number like 0.05, or null; got {eps!r}") from None
-    if not 0.0 <= value < 0.5:
-        raise UserError(f"clip eps must be in [0, 0.5), got {value}")
-    return value
 
 
 def clipped_report(probs: np.ndarray, labels: np.ndarray, eps, task=SINGLE) -> dict:

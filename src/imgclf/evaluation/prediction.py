@@ -4,9 +4,6 @@ only the probabilities are kept."""
 
 from __future__ import annotations
 
-import glob
-import os
-from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,11 +12,11 @@ import numpy as np
 import torch
 
 from imgclf.data.dataset import UNLABELLED
-from imgclf.data.images import is_image_name, list_images, unreadable_reason
 from imgclf.data.loading import ImageLoading
 from imgclf.errors import UserError
 from imgclf.evaluation.clipping import best_eps, clip_probs, parse_eps
-from imgclf.evaluation.submission import write_submission, write_tag_submission
+from imgclf.evaluation.inputs import expand_input, input_images
+from imgclf.evaluation.submission import Prediction
 from imgclf.evaluation.tta import PassRunner, predict_items, tta_passes
 
 if TYPE_CHECKING:
@@ -27,74 +24,12 @@ if TYPE_CHECKING:
 
     from imgclf.data.folder import FolderDataModule
 
+# Where they were first defined; imported from here by callers.
+__all__ = ["Prediction", "expand_input", "input_images", "predict", "predict_paths"]
+
 
 def to_tensor(probs: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(probs, dtype=np.float64))
-
-
-def expand_input(source) -> list[Path]:
-    """The image files `source` names: a folder (searched recursively), one image file, a
-    glob pattern (`data/test/*.jpg`, `**` recurses), or a list of any of these. `~` and
-    environment variables ($HOME) are expanded."""
-    if not source:
-        raise UserError(
-            "no input given: add input=PATH (a folder, an image, a glob, or [a.jpg,b.jpg])"
-        )
-    if not isinstance(source, (str, Path, int, float)):  # a number names a file too
-        return [path for one in source for path in expand_input(one)]
-    text = os.path.expandvars(os.path.expanduser(str(source)))
-    path = Path(text)
-    if path.is_dir():
-        return list_images(path)
-    if path.is_file():
-        return [path]
-    if glob.has_magic(text):
-        matches = sorted(Path(p) for p in glob.glob(text, recursive=True))
-        return [p for p in matches if p.is_file() and is_image_name(p)]
-    raise UserError(f"input {path} does not exist (give a folder, an image file or a glob)")
-
-
-def input_images(
-    source, verify: str = "header", max_pixels: int | None = None
-) -> tuple[list[Path], list[tuple[Path, str]]]:
-    """The readable images `source` names (see `expand_input`) and the skipped ones with
-    reasons."""
-    paths = expand_input(source)
-    if not paths:
-        raise UserError(f"no images in {source} (extensions: jpg jpeg png bmp webp tif)")
-    readable, skipped = [], []
-    for path in paths:
-        reason = unreadable_reason(path, verify, max_pixels)
-        (readable.append(path) if reason is None else skipped.append((path, reason)))
-    if not readable:
-        raise UserError(f"none of the {len(paths)} images in {source} can be read")
-    return readable, skipped
-
-
-@dataclass
-class Prediction:
-    """Probabilities of unlabelled images: `ids[i]` (file stem), `paths[i]` and `probs[i]`
-    (clipped when clip_eps is set), in input order; `skipped`: unreadable files, reasons."""
-
-    ids: list[str]
-    paths: list[Path]
-    probs: np.ndarray
-    classes: list[str]
-    clip_eps: float | None
-    tta: dict
-    skipped: list[tuple[Path, str]] = field(default_factory=list)
-    # Files that failed to decode when loaded: their rows are the task's uninformed answer.
-    decode_failed: list[Path] = field(default_factory=list)
-    # Multi-label: the per-class thresholds the tag sets are decoded with; else None.
-    thresholds: list[float] | None = None
-
-    def write_submission(self, out: str | Path) -> list[Path]:
-        """The Kaggle CSV (and for two classes `<out>_label.csv`); see `write_submission`.
-        Multi-label: Planet's `image_name,tags` and `<out>_probs.csv` (`write_tag_submission`)."""
-        out = Path(out).expanduser()
-        if self.thresholds is not None:
-            return write_tag_submission(self.ids, self.probs, self.classes, self.thresholds, out)
-        return write_submission(self.ids, self.probs, self.classes, out)
 
 
 def predict(

@@ -1,11 +1,12 @@
 """Kaggle-style submission files: `id` (the file stem) and one probability column per class,
 rows in natural id order; for two classes also the course's `id,label` file; for
-multi-label models Planet's `image_name,tags`."""
+multi-label models Planet's `image_name,tags`; `Prediction` holds what they are written from."""
 
 from __future__ import annotations
 
 import csv
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -58,3 +59,29 @@ def write_tag_submission(
             )
     probs_file = out.with_name(f"{out.stem}_probs{out.suffix or '.csv'}")
     return [out, *write_submission(ids, probs, classes, probs_file)[:1]]
+
+
+@dataclass
+class Prediction:
+    """Probabilities of unlabelled images: `ids[i]` (file stem), `paths[i]` and `probs[i]`
+    (clipped when clip_eps is set), in input order; `skipped`: unreadable files, reasons."""
+
+    ids: list[str]
+    paths: list[Path]
+    probs: np.ndarray
+    classes: list[str]
+    clip_eps: float | None
+    tta: dict
+    skipped: list[tuple[Path, str]] = field(default_factory=list)
+    # Files that failed to decode when loaded: their rows are the task's uninformed answer.
+    decode_failed: list[Path] = field(default_factory=list)
+    # Multi-label: the per-class thresholds the tag sets are decoded with; else None.
+    thresholds: list[float] | None = None
+
+    def write_submission(self, out: str | Path) -> list[Path]:
+        """The Kaggle CSV (and for two classes `<out>_label.csv`); see `write_submission`.
+        Multi-label: Planet's `image_name,tags` and `<out>_probs.csv` (`write_tag_submission`)."""
+        out = Path(out).expanduser()
+        if self.thresholds is not None:
+            return write_tag_submission(self.ids, self.probs, self.classes, self.thresholds, out)
+        return write_submission(self.ids, self.probs, self.classes, out)

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgclf.task import rules
 from imgclf.task.fbeta import samples_fbeta
 
 if TYPE_CHECKING:  # imported when a metric is made: predicting needs none
@@ -89,15 +90,11 @@ class MultiLabel:
 
     def uninformed(self, num_classes: int) -> float:
         """The answer for an image that could not be read: 0.5, yes or no alike."""
-        return 0.5
+        return rules.uninformed(self.name, num_classes)
 
     def clip(self, probs: torch.Tensor, eps: float) -> torch.Tensor:
         """Each tag's probability to [eps, 1 - eps] (they are independent yes/no answers)."""
-        if eps <= 0:
-            return probs
-        if eps >= 0.5:
-            raise ValueError(f"clip eps must be below 0.5, got {eps}")
-        return probs.clamp(eps, 1.0 - eps)
+        return rules.clip_each(probs, eps)
 
     def eps_fits(self, eps: float, num_classes: int) -> bool:
         return eps < 0.5

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from imgclf.task import rules
+
 if TYPE_CHECKING:  # imported when a metric is made: predicting needs none
     from torchmetrics.classification import MulticlassAccuracy
 
@@ -68,21 +70,12 @@ class SingleLabel:
 
     def uninformed(self, num_classes: int) -> float:
         """The answer for an image that could not be read: 1/C each."""
-        return 1.0 / num_classes
+        return rules.uninformed(self.name, num_classes)
 
     def clip(self, probs: torch.Tensor, eps: float) -> torch.Tensor:
         """Two classes: clip to [eps, 1 - eps]. More classes: raise every p to at least eps,
         then renormalise so rows still sum to one."""
-        if eps <= 0:
-            return probs
-        if probs.shape[1] == 2:
-            if eps >= 0.5:
-                raise ValueError(f"clip eps must be below 0.5 for two classes, got {eps}")
-            return probs.clamp(eps, 1.0 - eps)
-        if eps * probs.shape[1] >= 1.0:
-            raise ValueError(f"clip eps {eps} x {probs.shape[1]} classes must stay below 1")
-        clipped = probs.clamp_min(eps)
-        return clipped / clipped.sum(dim=1, keepdim=True)
+        return rules.clip_one_of(probs, eps)
 
     def eps_fits(self, eps: float, num_classes: int) -> bool:
         """Can rows of `num_classes` probabilities be clipped at `eps`?"""

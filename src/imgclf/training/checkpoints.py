@@ -23,8 +23,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-import torch
-
 from imgclf.errors import UserError, unreadable_file_message
 
 CHECKPOINTS = "checkpoints"
@@ -70,6 +68,8 @@ def find_checkpoint(path: str | Path, prefer: tuple[str, ...] = (BEST, LAST)) ->
 
 def atomic_torch_save(obj: Any, path: str | Path) -> Path:
     """`torch.save(obj, path)`, atomically (see the module doc)."""
+    import torch
+
     return atomic_write(path, lambda handle: torch.save(obj, handle))
 
 
@@ -163,6 +163,8 @@ def read_checkpoint(path: str | Path) -> dict:
     path = Path(path).expanduser()
     if not path.is_file():
         raise UserError(f"checkpoint {path} does not exist")
+    import torch
+
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError) as err:
