@@ -2,11 +2,10 @@
 command (interpreter start-up, imports, model load, prediction, files written), timed over
 several rounds on a small run trained first.
 
-The first prediction of the checkpoint (through torch, which also writes the ONNX cache
-beside the checkpoint) is timed once; then, over the rounds, the default command (one image:
-`tta.n=auto` makes no TTA passes, so it runs from the cached ONNX file without importing
-torch; clip=auto: the eps the run chose in training) and the same image with TTA x4
-(`tta.n=4`, through torch). All run without Lightning (trainer=cpu, no logger). Goal: one
+The run's first prediction is timed once (training left best.ckpt's network cached as ONNX
+beside it); then, over the rounds, the default command (one image: `tta.n=auto` makes no
+TTA passes, so it runs from the cached ONNX file without importing torch; clip=auto: the
+eps the run chose in training) and the same image with TTA x4 (`tta.n=4`, through torch). All run without Lightning (trainer=cpu, no logger). Goal: one
 image in under 3 s on 2 idle cores.
 """
 
@@ -90,10 +89,7 @@ def markdown_lines(result: dict) -> list[str]:
     ]
     first = result.get("first_call_seconds")
     first_text = (
-        f" The checkpoint's first prediction (through torch; it writes the ONNX cache): "
-        f"{first:.1f} s."
-        if first is not None
-        else ""
+        f" The run's first prediction after training: {first:.1f} s." if first is not None else ""
     )
     return [
         f"**One image through imgclf predict** (the whole command, median of rounds; a run "

@@ -54,8 +54,9 @@ def predict_command(cfg: DictConfig) -> Path:
     """`predict` on the checkpoint's model, the submission files and predict.json.
 
     `tta.n=auto` (the default) makes no TTA passes for one image file and 4 otherwise.
-    Without TTA, in one CPU process, a checkpoint already used once is run from its cached
-    ONNX file (`evaluation/onnx_predict.py`): no torch is imported. `clip=auto` takes the
+    Without TTA, in one CPU process, a checkpoint with a current ONNX cache (training
+    leaves best.ckpt's; a prediction through torch writes one) is run from that file
+    (`evaluation/onnx_predict.py`): no torch is imported. `clip=auto` takes the
     eps the run chose on its last validation before the checkpoint was saved; only a
     checkpoint without one has eps chosen on `data`'s validation images (TTA included), as
     `imgclf evaluate` does."""

@@ -19,9 +19,12 @@ from imgclf.commands.startup import (
 )
 from imgclf.commands.sweep import check_optimized_metric, optimized_value
 from imgclf.errors import UserError
+from imgclf.evaluation.clip_setting import recorded_eps
+from imgclf.evaluation.export import cache_onnx
 from imgclf.evaluation.pictures import augmented_samples, batch_figure, history_figure
 from imgclf.model.backbone import check_image_size
 from imgclf.reporting import log_picture, save_figure, write_json, write_run_summary
+from imgclf.training.checkpoints import find_checkpoint, load_network, read_checkpoint
 from imgclf.training.progress import RecipeProgress, best_record, best_weights
 from imgclf.training.recipe import Stage, parse_recipe
 from imgclf.training.resume import (
@@ -98,6 +101,8 @@ def run_training(cfg: DictConfig) -> dict:
         raise_if_interrupted(trainer, callbacks, stop)
         raise
     summary = run_summary(cfg, trainer, model, datamodule, stage_records, resume)
+    if trainer.is_global_zero:
+        cache_for_predict(run.directory)
     summary["wall_seconds"] = round(time.perf_counter() - started, 2)
     if trainer.is_global_zero:
         write_json(run.directory / "summary.json", summary)
@@ -107,6 +112,17 @@ def run_training(cfg: DictConfig) -> dict:
     if trainer.is_global_zero:
         print(closing_block(summary, directory), flush=True)
     return summary
+
+
+def cache_for_predict(run_dir: Path) -> None:
+    """The network of the checkpoint predict takes (best.ckpt, else last.ckpt) cached as ONNX
+    beside it (`evaluation.export.cache_onnx`, about 1 s), so that the run's first
+    `imgclf predict` of one image already runs without torch."""
+    try:
+        checkpoint = find_checkpoint(run_dir)
+    except UserError:  # no checkpoint was written (checkpointing turned off)
+        return
+    cache_onnx(load_network(checkpoint), checkpoint, recorded_eps(read_checkpoint(checkpoint)))
 
 
 def check_resume_matches_run(cfg: DictConfig, resume: ResumePoint, stages: list[Stage]) -> None:

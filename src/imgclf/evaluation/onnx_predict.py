@@ -2,10 +2,10 @@
 run by onnxruntime on the evaluation transform's pixels (`preprocess.eval_pixels`).
 
 Importing torch, torchvision and timm takes about 5 s on a laptop CPU; onnxruntime about
-0.2 s. So once a checkpoint has been used for a prediction through torch, the command
-writes `<checkpoint stem>.onnx` and its card `<checkpoint stem>.onnx.json` next to it
-(`evaluation/export.py::cache_onnx`), and later predictions without TTA, in one CPU
-process, read those instead (`read_cached_model`). The card names the checkpoint's size,
+0.2 s. So a training run ends by writing best.ckpt's network as `best.onnx` with its card
+`best.onnx.json` (`evaluation/export.py::cache_onnx`), a prediction through torch writes
+`<checkpoint stem>.onnx` for a checkpoint that has none, and predictions without TTA, in
+one CPU process, read those instead (`read_cached_model`). The card names the checkpoint's size,
 modification time and inode: a checkpoint written again (resumed training, a better
 epoch) no longer matches, and the next prediction goes through torch and writes the cache
 again. This module imports neither torch nor albumentations.
