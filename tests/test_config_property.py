@@ -52,10 +52,12 @@ WORK = {
     "lr-find": ["imgclf.commands.lr_find.stage_loaders"],
     "evaluate": ["imgclf.commands.evaluate.interpret", "imgclf.commands.evaluate.interpret_tags"],
     "predict": [
-        "imgclf.commands.predict.predict",
-        # the quick CPU path, without Lightning
-        "imgclf.commands.predict.validation_eps",
-        "imgclf.commands.predict.predict_paths",
+        "imgclf.evaluation.prediction.predict",
+        # the quick CPU path, without Lightning (imported where it is called)
+        "imgclf.evaluation.prediction.validation_eps",
+        "imgclf.evaluation.prediction.predict_paths",
+        # the cached ONNX file, without torch
+        "imgclf.commands.predict.predict_with_onnx",
     ],
     "export": ["imgclf.commands.export.export_model", "imgclf.serving.space.write_space"],
     "serve": ["imgclf.serving.page.launch_page"],

@@ -60,14 +60,14 @@ def predict_command(cfg: DictConfig) -> Path:
     eps the run chose on its last validation before the checkpoint was saved; only a
     checkpoint without one has eps chosen on `data`'s validation images (TTA included), as
     `imgclf evaluate` does."""
+    if cfg.get("out"):  # before anything is read or computed
+        check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
     plain = without_lightning(cfg)
     checkpoint = find_checkpoint(cfg.get("ckpt"))
     tta_n = tta_count(cfg.tta.n, one_image=is_one_image(cfg.input))
     eps = parse_eps(cfg.clip)
     cached = cached_model(cfg, checkpoint, tta_n, eps) if plain else None
     run = start_run(cfg, begin=False, lightning=not plain, seed=cached is None)
-    if cfg.get("out"):  # before any prediction is computed
-        check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
     chosen_on, saved = None, None
     if cached is not None:
         saved = cached.recorded_eps
