@@ -23,7 +23,7 @@ from imgclf.commands.startup import (
 from imgclf.data.settings import checked_settings
 from imgclf.errors import UserError
 from imgclf.evaluation.clip_setting import parse_eps, recorded_eps
-from imgclf.evaluation.inputs import input_images
+from imgclf.evaluation.inputs import input_images, is_one_file
 from imgclf.evaluation.onnx_predict import CachedModel, predict_with_onnx, read_cached_model
 from imgclf.reporting.files import write_json
 from imgclf.training.checkpoints import find_checkpoint, load_network, read_checkpoint
@@ -64,7 +64,7 @@ def predict_command(cfg: DictConfig) -> Path:
         check_writable(Path(str(cfg.out)).expanduser(), "predict out=")
     plain = without_lightning(cfg)
     checkpoint = find_checkpoint(cfg.get("ckpt"))
-    tta_n = tta_count(cfg.tta.n, one_image=is_one_image(cfg.input))
+    tta_n = tta_count(cfg.tta.n, one_image=is_one_file(cfg.input))
     eps = parse_eps(cfg.clip)
     cached = cached_model(cfg, checkpoint, tta_n, eps) if plain else None
     run = start_run(cfg, begin=False, lightning=not plain, seed=cached is None)
@@ -93,20 +93,13 @@ def predict_command(cfg: DictConfig) -> Path:
     return run.finish()
 
 
-def is_one_image(source) -> bool:
-    """Whether `input=` names one image file (not a folder, a glob or a list)."""
-    if not isinstance(source, (str, Path, int, float)):
-        return False
-    return Path(os.path.expandvars(os.path.expanduser(str(source)))).is_file()
-
-
 def runs_from_onnx(cfg: DictConfig) -> bool:
     """Whether `predict_command` will run on the checkpoint's cached ONNX file (then no
     Trainer and no data module is built, and their settings are not checked against them);
     a setting it cannot read is for the command itself to report."""
     try:
         checkpoint = find_checkpoint(cfg.get("ckpt"))
-        tta_n = tta_count(cfg.tta.n, one_image=is_one_image(cfg.input))
+        tta_n = tta_count(cfg.tta.n, one_image=is_one_file(cfg.input))
         return cached_model(cfg, checkpoint, tta_n, parse_eps(cfg.clip)) is not None
     except (UserError, ValueError, TypeError):
         return False
@@ -174,16 +167,9 @@ def predict_in_process(cfg: DictConfig, run, checkpoint: Path, eps, tta: dict, s
 
 def predict_cached(cfg: DictConfig, run, cached: CachedModel, eps, tta: dict):
     """The one pass through the cached ONNX file, with the data settings' file checks."""
-    data = cfg.get("data") or {}
-    max_pixels = checked_settings(
-        data.get("verify", "header"),
-        data.get("augment", "side_on"),
-        data.get("max_pixels"),
-        data.get("valid_pct", 0.2),
-        data.get("min_scale", 0.35),
-    )
-    verify = data.get("verify", "header")
-    paths, skipped = input_images(cfg.input, verify, max_pixels)
+    data = OmegaConf.to_container(cfg.get("data") or {}, resolve=True)
+    max_pixels = data_max_pixels(data)
+    paths, skipped = input_images(cfg.input, data.get("verify", "header"), max_pixels)
     run.begin()
     return predict_with_onnx(cached, paths, eps, tta, skipped, max_pixels)
 
@@ -197,14 +183,19 @@ def loading_of(data: DictConfig) -> ImageLoading:
     settings = OmegaConf.to_container(data, resolve=True)
     known = set(inspect.signature(ImageLoading).parameters)
     chosen = {key: value for key, value in settings.items() if key in known}
-    chosen["max_pixels"] = checked_settings(
+    chosen["max_pixels"] = data_max_pixels(settings)
+    return ImageLoading(**chosen)
+
+
+def data_max_pixels(settings: dict) -> int | None:
+    """`data.max_pixels` as an int, once the data settings have passed their checks."""
+    return checked_settings(
         settings.get("verify", "header"),
         settings.get("augment", "side_on"),
         settings.get("max_pixels"),
         settings.get("valid_pct", 0.2),
         settings.get("min_scale", 0.35),
     )
-    return ImageLoading(**chosen)
 
 
 def scanned_data(cfg: DictConfig, model):

@@ -286,10 +286,10 @@ def tta_count(setting, one_image: bool = False) -> int:
     return int(setting)
 
 
-def tta_arguments(cfg: DictConfig, model, one_image: bool = False) -> dict:
+def tta_arguments(cfg: DictConfig, model) -> dict:
     """The keyword arguments `interpret` and `predict` take from the config."""
     return {
-        "tta_n": tta_count(cfg.tta.n, one_image),
+        "tta_n": tta_count(cfg.tta.n),
         "tta_beta": cfg.tta.beta,
         "clip": cfg.clip,
         "seed": cfg.seed,

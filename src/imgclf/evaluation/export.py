@@ -94,15 +94,16 @@ def cache_onnx(network, checkpoint: Path, recorded_eps: float | None) -> Path | 
     torch's TorchScript-based exporter (`dynamo=False`) writes lite0 in about 0.7 s on two
     CPU cores, the dynamo exporter of `export_model` in about 12 s: this runs inside a
     prediction, so it uses the quick one. Both give the probabilities of the torch path to
-    1e-5 (tests/test_onnx_predict.py)."""
+    1e-5 (tests/test_trained_run.py)."""
     from imgclf.evaluation.onnx_predict import CachedModel, cache_paths
+    from imgclf.evaluation.prediction import decode_thresholds
     from imgclf.training.checkpoints import atomic_write
 
     if not network.image_size:  # the torch path would take data.image_size: no fixed input
         return None
     onnx, card_path = cache_paths(Path(checkpoint))
     config = network.data_config
-    thresholds = network.thresholds if network.task.name == "multi" else None
+    thresholds = decode_thresholds(network)
     cached = CachedModel(
         onnx=onnx,
         classes=list(network.class_names),

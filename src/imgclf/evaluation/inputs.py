@@ -11,6 +11,14 @@ from imgclf.data.images import is_image_name, list_images, unreadable_reason
 from imgclf.errors import UserError
 
 
+def is_one_file(source) -> bool:
+    """Whether `source` (an `input=` value) names one existing file, not a folder, a glob
+    or a list; `~` and environment variables expanded as `expand_input` does."""
+    if not isinstance(source, (str, Path, int, float)):
+        return False
+    return Path(os.path.expandvars(os.path.expanduser(str(source)))).is_file()
+
+
 def expand_input(source) -> list[Path]:
     """The image files `source` names: a folder (searched recursively), one image file, a
     glob pattern (`data/test/*.jpg`, `**` recurses), or a list of any of these. `~` and

@@ -29,7 +29,7 @@ from imgclf.task.rules import clip_rule, uninformed
 # Images per onnxruntime call: bounds the memory of a large folder.
 BATCH = 32
 # The card's layout; a card of another version is ignored (and written again).
-CARD_VERSION = 1
+CARD_VERSION = 2
 
 
 def cache_paths(checkpoint: Path) -> tuple[Path, Path]:
@@ -56,7 +56,8 @@ class CachedModel:
     image_size: int
     interpolation: str
     crop_pct: float
-    # The eps `clip: auto` chose in training (None: none recorded); multi-label thresholds.
+    # The eps `clip: auto` chose in training (None: none recorded); the thresholds a
+    # multi-label model decodes its tags with (None: single-label).
     recorded_eps: float | None = None
     thresholds: list[float] | None = None
 
@@ -120,8 +121,8 @@ def predict_with_onnx(
     line.step()
     rows, failed = [], []
     for start in range(0, len(paths), BATCH):
-        batch, read = [], []
-        for i, path in enumerate(paths[start : start + BATCH], start):
+        batch, read, chunk = [], [], paths[start : start + BATCH]
+        for i, path in enumerate(chunk, start):
             try:
                 pixels = eval_pixels(
                     path, model.image_size, model.interpolation, model.crop_pct, max_pixels
@@ -131,7 +132,7 @@ def predict_with_onnx(
                 continue
             batch.append(pixels)
             read.append(i)
-        probs = np.full((len(paths[start : start + BATCH]), len(model.classes)), np.nan)
+        probs = np.full((len(chunk), len(model.classes)), np.nan)
         if batch:
             images = np.stack(batch).transpose(0, 3, 1, 2).astype(np.float32) / 255.0
             probs[np.array(read) - start] = session.run(None, {"images": images})[0]
@@ -140,9 +141,6 @@ def predict_with_onnx(
     probs = np.concatenate(rows) if rows else np.zeros((0, len(model.classes)))
     probs = clip_rule(model.task)(probs.astype(np.float64), eps or 0.0)
     probs[failed] = uninformed(model.task, len(model.classes))
-    thresholds = None
-    if model.task == "multi":
-        thresholds = list(model.thresholds or [0.5] * len(model.classes))
     return Prediction(
         ids=[path.stem for path in paths],
         paths=list(paths),
@@ -152,5 +150,5 @@ def predict_with_onnx(
         tta=tta,
         skipped=list(skipped),
         decode_failed=[paths[i] for i in failed],
-        thresholds=thresholds,
+        thresholds=model.thresholds,
     )
