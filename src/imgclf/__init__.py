@@ -54,7 +54,7 @@ _EXPORTS = {
     "interpret": "imgclf.evaluation.interpretation",
     "Interpretation": "imgclf.evaluation.interpretation",
     "predict": "imgclf.evaluation.prediction",
-    "Prediction": "imgclf.evaluation.prediction",
+    "Prediction": "imgclf.evaluation.submission",
     "write_submission": "imgclf.evaluation.submission",
     "export_model": "imgclf.evaluation.export",
     "UserError": "imgclf.errors",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from lightning.pytorch.callbacks import Callback
 
-from imgclf.evaluation.clipping import clip_probs, clipped_report, parse_eps
+from imgclf.evaluation.clip_setting import parse_eps
+from imgclf.evaluation.clipping import clip_probs, clipped_report
 from imgclf.evaluation.collect import find_collector
 
 

@@ -15,7 +15,7 @@ _EXPORTS = {
     "export_model": "imgclf.evaluation.export",
     "Interpretation": "imgclf.evaluation.interpretation",
     "interpret": "imgclf.evaluation.interpretation",
-    "Prediction": "imgclf.evaluation.prediction",
+    "Prediction": "imgclf.evaluation.submission",
     "predict": "imgclf.evaluation.prediction",
     "write_submission": "imgclf.evaluation.submission",
     "predict_with_tta": "imgclf.evaluation.tta",

@@ -11,20 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-# Where they were first defined; imported from here by callers.
-from imgclf.evaluation.clip_setting import DEFAULT_EPS, parse_eps, recorded_eps
 from imgclf.task import SingleLabel
-
-__all__ = [
-    "DEFAULT_EPS",
-    "EPS_GRID",
-    "best_eps",
-    "clip_probs",
-    "clipped_report",
-    "log_loss",
-    "parse_eps",
-    "recorded_eps",
-]
 
 SINGLE = SingleLabel()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from imgclf.evaluation.clipping import SINGLE, clipped_report, parse_eps
+from imgclf.evaluation.clip_setting import parse_eps
+from imgclf.evaluation.clipping import SINGLE, clipped_report
 
 
 def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) -> np.ndarray:

@@ -14,8 +14,9 @@ import torch
 from imgclf.data.dataset import UNLABELLED
 from imgclf.data.loading import ImageLoading
 from imgclf.errors import UserError
-from imgclf.evaluation.clipping import best_eps, clip_probs, parse_eps
-from imgclf.evaluation.inputs import expand_input, input_images
+from imgclf.evaluation.clip_setting import parse_eps
+from imgclf.evaluation.clipping import best_eps, clip_probs
+from imgclf.evaluation.inputs import input_images
 from imgclf.evaluation.submission import Prediction
 from imgclf.evaluation.tta import PassRunner, predict_items, tta_passes
 
@@ -23,9 +24,6 @@ if TYPE_CHECKING:
     import lightning as L
 
     from imgclf.data.folder import FolderDataModule
-
-# Where they were first defined; imported from here by callers.
-__all__ = ["Prediction", "expand_input", "input_images", "predict", "predict_paths"]
 
 
 def to_tensor(probs: np.ndarray) -> torch.Tensor:

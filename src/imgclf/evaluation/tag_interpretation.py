@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from imgclf.errors import UserError
-from imgclf.evaluation.clipping import clipped_report, parse_eps
+from imgclf.evaluation.clip_setting import parse_eps
+from imgclf.evaluation.clipping import clipped_report
 from imgclf.evaluation.collect import prediction_trainer
 from imgclf.evaluation.pictures import view_grid_figure
 from imgclf.evaluation.report import log_view, write_rows_csv
