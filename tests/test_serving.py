@@ -221,3 +221,27 @@ def test_the_serve_benchmark_report_has_both_latencies_and_every_round():
     assert "| the API through gradio_client | 150.0 |" in text
     assert "| 1 | 9.5 | 200 | 0 | 900.0 |  |" in text
     assert "| 2 | 9.1 | 200 | 1 | 901.5 | +1.5 |" in text
+
+
+def test_the_queue_keeps_the_records_of_the_last_sessions_only(monkeypatch):
+    """Every gradio_client is a new session; Gradio's queue would keep a record of each for
+    the server's life. The page keeps the last QUEUED_SESSIONS_KEPT, and answers all."""
+    import gradio as gr
+    from gradio_client import Client
+    from helpers.serve import free_port
+
+    from imgclf.serving import page as page_module
+
+    monkeypatch.setattr(page_module, "QUEUED_SESSIONS_KEPT", 3)
+    with gr.Blocks() as demo:
+        number, doubled = gr.Number(), gr.Number()
+        gr.Button().click(lambda x: 2 * x, number, doubled, api_name="double")
+    url = page_module.launch_page(demo, "127.0.0.1", free_port(), 1, [])
+    try:
+        answers = [Client(url, verbose=False).predict(i, api_name="/double") for i in range(8)]
+        queue = demo._queue
+        sessions = (len(queue.pending_event_ids_session), len(queue.pending_messages_per_session))
+    finally:
+        demo.close()
+    assert answers == [2 * i for i in range(8)]
+    assert sessions == (3, 3)

@@ -4,8 +4,9 @@ model card) and a tab with the run's mistakes. Its `classify` event is the HTTP 
 Offline by construction: analytics are off (also `GRADIO_ANALYTICS_ENABLED=False`, set
 before Gradio is imported) and the theme uses the system's fonts, so the browser fetches
 nothing but the page's own files from the server. Its memory is bounded: Gradio keeps
-only a few sessions and events (`SESSIONS_KEPT`, `GRADIO_ANALYTICS_MAX_EVENTS`), and files
-are classified on one thread (`FileClassifier`).
+only a few sessions and events (`SESSIONS_KEPT`, `GRADIO_ANALYTICS_MAX_EVENTS`), its queue
+keeps the records of the last `QUEUED_SESSIONS_KEPT` sessions (`bound_queued_sessions`),
+and files are classified on one thread (`FileClassifier`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
 
 import gradio as gr  # noqa: E402  (after the analytics switch)
 import numpy as np  # noqa: E402
+from gradio.utils import LRUCache  # noqa: E402
 
 from imgclf.errors import UserError, one_line  # noqa: E402
 from imgclf.serving.card import card_markdown  # noqa: E402
@@ -32,6 +34,9 @@ SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
 # (no gr.State, no updated components), so a few suffice: an evicted session that comes
 # back gets a fresh copy.
 SESSIONS_KEPT = 20
+# Gradio's queue keeps a message queue for each of the last 2,000 sessions that sent an
+# event (about 3.5 kB each); the same number bounds its other per-session record.
+QUEUED_SESSIONS_KEPT = 2000
 MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 
 
@@ -182,6 +187,7 @@ def launch_page(
     time, uploads above `max_upload_mb` refused with a message, only `allowed_paths`
     readable besides uploads. `page.block_thread()` then waits for Ctrl-C (or SIGTERM)."""
     page.queue(default_concurrency_limit=1)
+    bound_queued_sessions(page, QUEUED_SESSIONS_KEPT)
     try:
         _, url, _ = page.launch(
             server_name=host,
@@ -202,3 +208,19 @@ def launch_page(
     except OSError as err:  # Gradio's "Cannot find empty port"
         raise UserError(f"cannot serve on {host}:{port}: {one_line(err)}") from None
     return url
+
+
+def bound_queued_sessions(page: gr.Blocks, capacity: int) -> None:
+    """Keep the queue's records of the last `capacity` sessions only.
+
+    Gradio's queue (6.31) keeps, for every session (browser tab or API client) that ever
+    sent an event, a set of its pending event ids, and drops the set only when a client
+    disconnects before its answer: after a normal answer the empty set stays, about 350
+    bytes a visitor, for the server's life (gradio_client always goes through the queue).
+    Its message queues per session are already a 2,000-entry `LRUCache`; this gives the
+    event ids the same bound, and both this `capacity`. A session evicted from both is
+    one that `capacity` newer sessions have followed; if it comes back, it gets new ones.
+    """
+    queue = page._queue  # no public setting for these (gradio 6.31); before launch: empty
+    queue.pending_messages_per_session.max_size = capacity
+    queue.pending_event_ids_session = LRUCache(capacity)

@@ -18,10 +18,16 @@ import os
 from pathlib import Path
 
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+# Memory bounds for a page that runs for weeks, as `imgclf serve` sets them (its
+# serving/page.py says why): Gradio's event records for its monitoring view, the sessions'
+# copies of the page's settings, the queue's records per session.
+os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "100")
+SESSIONS_KEPT, QUEUED_SESSIONS_KEPT = 20, 2000
 
 import gradio as gr  # noqa: E402  (after the analytics switch)
 import numpy as np  # noqa: E402
 import onnxruntime  # noqa: E402
+from gradio.utils import LRUCache  # noqa: E402
 from PIL import Image, ImageOps  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
@@ -118,9 +124,16 @@ def build(folder: Path = HERE) -> gr.Blocks:
         # postprocessing would head a tag set with its most probable tag.
         button.click(classify, image, bars, api_name="classify", postprocess=False)
         image.change(classify, image, bars, api_name=False, postprocess=False)
+    # Gradio (6.31) keeps an empty record for every session its queue has answered; keep
+    # the last QUEUED_SESSIONS_KEPT, as it does for the sessions' message queues.
+    page._queue.pending_messages_per_session.max_size = QUEUED_SESSIONS_KEPT
+    page._queue.pending_event_ids_session = LRUCache(QUEUED_SESSIONS_KEPT)
     return page
 
 
 if __name__ == "__main__":
     # The host comes from GRADIO_SERVER_NAME when set (a Space sets 0.0.0.0), else 127.0.0.1.
-    build().launch(theme=gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"]))
+    build().launch(
+        theme=gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"]),
+        state_session_capacity=SESSIONS_KEPT,
+    )
