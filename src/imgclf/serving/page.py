@@ -28,6 +28,7 @@ from imgclf.serving.card import card_markdown  # noqa: E402
 from imgclf.serving.classify import Answer, FileClassifier, label_value  # noqa: E402
 
 SYSTEM_FONTS = ["ui-sans-serif", "system-ui", "sans-serif"]
+MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 # Gradio keeps a copy of the page's component settings for every session (browser tab or
 # API client) it has seen, 10,000 by default: about 25 kB each here, never freed before
 # that, so the server grows with every new client. The page keeps nothing per session
@@ -37,7 +38,6 @@ SESSIONS_KEPT = 20
 # Gradio's queue keeps a message queue for each of the last 2,000 sessions that sent an
 # event (about 3.5 kB each); the same number bounds its other per-session record.
 QUEUED_SESSIONS_KEPT = 2000
-MONO_FONTS = ["ui-monospace", "Consolas", "monospace"]
 
 
 def offline_theme() -> gr.themes.Base:
