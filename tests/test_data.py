@@ -1,6 +1,7 @@
 """FolderDataModule: layouts, splits, class checks, extensions, caps, unreadable files."""
 
 import shutil
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from helpers.folders import make_image_folder
+from lightning.pytorch.utilities.rank_zero import rank_zero_only
 from PIL import Image
 
 from imgclf.data import FolderDataModule, stratified_split
@@ -102,6 +104,32 @@ def test_unreadable_files_are_skipped_counted_and_reported(tmp_path):
         dm = datamodule(root)
     assert dm.num_skipped == 2
     assert len(dm.train_items) == 6
+
+
+def test_only_the_first_process_warns_about_the_scan(tmp_path, monkeypatch):
+    """Under DDP every process scans the same files: rank 0 says what was skipped, the
+    others count the same files without a second copy of the warnings."""
+    root = make_image_folder(tmp_path, n_train=3, n_valid=2)
+    (root / "train" / "cats" / "text.jpg").write_text("this is not a jpeg")
+    (root / "train" / ".hidden").mkdir()
+    (root / "train" / "birds").mkdir()  # an empty class folder
+    (root / "valid" / "birds").mkdir()
+    monkeypatch.setattr(rank_zero_only, "rank", 1)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        dm = datamodule(root)
+    assert [str(w.message) for w in caught] == []
+    assert dm.num_skipped == 1
+    monkeypatch.setattr(rank_zero_only, "rank", 0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        datamodule(root)
+    said = [str(w.message) for w in caught]
+    assert any(m.startswith("skipped 1 unreadable files") for m in said), said
+    assert any("ignored hidden folders" in m for m in said), said
+    assert any("birds holds no images" in m for m in said), said
+    # The warning points at the caller of setup, not at Lightning's wrapper.
+    assert {Path(w.filename).name for w in caught} == {"test_data.py"}
 
 
 @pytest.mark.parametrize(

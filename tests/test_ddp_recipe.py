@@ -17,6 +17,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
     # 9 validation images: DistributedSampler pads rank 1 with a copy of the first one.
     classes = ("cats", "dogs", "birds")
     root = make_image_folder(tmp_path / "pets", classes=classes, n_train=6, n_valid=3, size=40)
+    (root / "train" / "cats" / "notes.jpg").write_text("not a jpeg")  # skipped, said once
     result = run_cli(
         "train",
         *small_run_overrides(root, tmp_path),
@@ -30,6 +31,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "GLOBAL_RANK: 1, MEMBER: 2/2" in result.stdout + result.stderr
     assert result.stdout.count("image size auto: 64 px") == 1
+    assert (result.stdout + result.stderr).count("skipped 1 unreadable files") == 1
     # Both ranks print their LR finder lines; every rank must train with the same LRs.
     found = re.findall(r"LR finder \((\w+)\): valley suggests (\S+);", result.stdout)
     assert sorted(stage for stage, _ in found) == ["finetune", "finetune", "head", "head"]
@@ -43,6 +45,7 @@ def test_lesson1_recipe_and_evaluation_on_two_processes(tmp_path):
         assert f"{stage['lr_find']['suggestion']:.2e}" == agreed[stage["name"]]
         assert Path(stage["checkpoint"]).is_file()
     assert 0.0 <= summary["best_valid_acc"] <= 1.0
+    assert summary["skipped_files"] == 1
     # Only rank 0 writes the plots (one per stage) and logs: one W&B run, one run directory.
     assert sorted(p.name for p in run_dir.glob("lr_find_*.png")) == [
         "lr_find_finetune.png",

@@ -9,10 +9,9 @@ root/test/**             optional, unlabelled
 
 from __future__ import annotations
 
-import warnings
 from pathlib import Path
 
-from imgclf.data.folder import FolderDataModule, skip_message
+from imgclf.data.folder import FolderDataModule, scan_warning, skip_message
 from imgclf.data.images import list_images
 from imgclf.data.label_table import LabelRow, delimiter_hint, header_columns, read_label_table
 from imgclf.errors import UserError
@@ -64,7 +63,7 @@ class CsvDataModule(FolderDataModule):
         self._report_skips(rows, on_disk, folder)
         hint = delimiter_hint(kept, self.label_delim)
         if hint:
-            warnings.warn(hint, stacklevel=3)
+            scan_warning(hint, stacklevel=4)
         if not kept:
             raise UserError(f"no row of {self.labels_file.name} names an image in {folder}")
         self.classes = sorted({label for row in kept for label in row.labels})
@@ -110,9 +109,7 @@ class CsvDataModule(FolderDataModule):
             (path, f"not in {source}") for name, path in on_disk.items() if name not in named
         ]
         if skipped:
-            warnings.warn(
-                skip_message(f"files of {source}", skipped, self.MAX_LISTED), stacklevel=4
-            )
+            scan_warning(skip_message(f"files of {source}", skipped, self.MAX_LISTED), stacklevel=5)
         self.label_skipped = skipped
 
 

@@ -7,11 +7,11 @@ root/test/**/*.jpg           optional, unlabelled (flat or nested)
 
 from __future__ import annotations
 
-import warnings
 from collections import Counter
 from pathlib import Path
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from torch.utils.data import DataLoader
 
 from imgclf.data.auto_augment import check_auto_augment
@@ -117,13 +117,13 @@ class FolderDataModule(L.LightningDataModule, ImageLoading):
         if not self.train_items:
             raise UserError(f"none of the images in {self.train_source} can be read")
         if self.skipped:
-            warnings.warn(skip_message("unreadable files", self.skipped), stacklevel=2)
+            scan_warning(skip_message("unreadable files", self.skipped))
         # Files a label source left out (no label, not found) join the unreadable ones in
         # `skipped` (summary.json lists them all); their warning came from the scan.
         self.skipped = self.label_skipped + self.skipped
         unbalanced = imbalance_message(self.class_counts("train"))
         if unbalanced:
-            warnings.warn(unbalanced, stacklevel=2)
+            scan_warning(unbalanced)
         if self.configured_image_size == "auto":
             paths = sample_paths([path for path, _ in self.train_items], seed=self.seed)
             self.median_short_side = median_short_side(paths)
@@ -180,10 +180,10 @@ class FolderDataModule(L.LightningDataModule, ImageLoading):
         train_folders = class_folders(train_dir)
         hidden = sorted(p.name for p in train_dir.iterdir() if p.is_dir() and p.name[0] == ".")
         if hidden:
-            warnings.warn(
+            scan_warning(
                 f"ignored hidden folders in {train_dir} (not classes): {', '.join(hidden)}; "
                 "rename them without the leading dot to use them",
-                stacklevel=3,
+                stacklevel=4,
             )
         self.classes = sorted(train_folders)
         if not self.classes:
@@ -194,7 +194,7 @@ class FolderDataModule(L.LightningDataModule, ImageLoading):
             )
         for name, files in train_folders.items():
             if not files:
-                warnings.warn(f"class folder {train_dir / name} holds no images", stacklevel=3)
+                scan_warning(f"class folder {train_dir / name} holds no images", stacklevel=4)
         train_items = self._labelled(train_folders)
         if not train_items:
             raise UserError(f"no images in {train_dir} (extensions: jpg jpeg png bmp webp tif)")
@@ -296,6 +296,13 @@ def check_task_fits(task: str, balance: str, decode: str, per_class) -> None:
     on = [name for name, value in used.items() if value]
     if on:
         raise UserError(f"{', '.join(on)}: not available for multi-label data; turn it off")
+
+
+def scan_warning(message: str, stacklevel: int = 2) -> None:
+    """`warnings.warn(message, stacklevel)` on the first process only: under DDP every
+    process scans the same files, and one warning says it (rank_zero_warn's own three
+    frames and this one are added to the stack level)."""
+    rank_zero_warn(message, stacklevel=stacklevel + 4)
 
 
 def skip_message(what: str, skipped: list[tuple[Path, str]], shown: int = 50) -> str:

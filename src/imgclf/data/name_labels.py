@@ -8,10 +8,9 @@ root/test/**          optional, unlabelled
 from __future__ import annotations
 
 import re
-import warnings
 from pathlib import Path
 
-from imgclf.data.folder import FolderDataModule, skip_message
+from imgclf.data.folder import FolderDataModule, scan_warning, skip_message
 from imgclf.data.images import is_image_name, list_images
 from imgclf.errors import UserError
 
@@ -84,7 +83,7 @@ class NameDataModule(FolderDataModule):
             if label is None
         ]
         if skipped:
-            warnings.warn(skip_message("files", skipped, self.MAX_LISTED), stacklevel=3)
+            scan_warning(skip_message("files", skipped, self.MAX_LISTED), stacklevel=4)
         self.label_skipped = skipped
         self.classes = sorted({label for label in labels if label is not None})
         if len(self.classes) < 2:
