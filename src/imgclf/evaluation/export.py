@@ -24,6 +24,7 @@ from imgclf.data.preprocess import model_transform
 from imgclf.data.resize import PIL_FILTERS
 from imgclf.data.transforms import min_decode_side
 from imgclf.errors import UserError
+from imgclf.evaluation.prediction import decode_thresholds
 
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
@@ -96,7 +97,6 @@ def cache_onnx(network, checkpoint: Path, recorded_eps: float | None) -> Path | 
     prediction, so it uses the quick one. Both give the probabilities of the torch path to
     1e-5 (tests/test_trained_run.py)."""
     from imgclf.evaluation.onnx_predict import CachedModel, cache_paths
-    from imgclf.evaluation.prediction import decode_thresholds
     from imgclf.training.checkpoints import atomic_write
 
     if not network.image_size:  # the torch path would take data.image_size: no fixed input
@@ -221,7 +221,7 @@ def model_card(model, fmt: str, size: int) -> dict:
 
 def thresholds_entry(model) -> dict:
     """Multi-label: the per-class thresholds chosen on validation (0.5 until chosen)."""
-    if model.task.name != "multi":
+    thresholds = decode_thresholds(model)
+    if thresholds is None:
         return {}
-    thresholds = model.thresholds or [0.5] * len(model.class_names)
     return {"thresholds": dict(zip(model.class_names, thresholds, strict=True))}
