@@ -41,7 +41,7 @@ def test_best_weights_maps_the_best_epoch_to_its_stage():
         {"epoch": 1, "valid/acc": 0.7},
         {"epoch": 2, "valid/acc": 0.808},
         {"epoch": 3, "valid/acc": 0.75},
-        {"epoch": 9, "valid/acc": 0.808},  # a tie later: the first one is kept
+        {"epoch": 9, "valid/acc": 0.808},  # a tie, no log-loss to break it: the first kept
     ]
     assert best_weights(history, STAGES) == {
         "stage": "head",

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
+from torch import Tensor
 
 from imgclf.training.checkpoints import link_checkpoint
+from imgclf.training.progress import TIE_BREAK
 
 
 class StepCheckpoint(L.Callback):
@@ -40,15 +43,21 @@ class StepCheckpoint(L.Callback):
 
 
 class BestAndLastCheckpoint(ModelCheckpoint):
-    """ModelCheckpoint(save_last=True) that writes last.ckpt after every validation.
+    """ModelCheckpoint(save_last=True) that writes last.ckpt after every validation and
+    breaks ties of best.ckpt's score by the valid log-loss.
 
     Lightning 2.6 writes last.ckpt only when it has just saved a top-k checkpoint, that is
     when best.ckpt improved; an epoch that did not improve would leave last.ckpt an epoch
     (or a stage) behind. Here it is written at every epoch end (after the epoch's validation,
     so a resumed run does not repeat it), whatever best.ckpt does.
+
+    Lightning keeps the first of equal scores; with `save_top_k=1` an epoch whose score
+    equals best.ckpt's and whose valid log-loss is lower replaces it (`validation_rank`, by
+    which the summary names best.ckpt's epoch too).
     """
 
     _last_written_step = -1
+    best_model_loss = math.nan  # best.ckpt's valid log-loss; NaN: unknown, no tie replaces it
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         # best.ckpt ranks by the task's metric: valid/acc, or valid/fbeta for multi-label
@@ -57,6 +66,36 @@ class BestAndLastCheckpoint(ModelCheckpoint):
         if task is not None:
             self.monitor = task.monitor
         super().setup(trainer, pl_module, stage)
+
+    def check_monitor_top_k(self, trainer: L.Trainer, current: Tensor | None = None) -> bool:
+        if super().check_monitor_top_k(trainer, current):
+            return True
+        # Every rank takes this branch (the decision above is reduced over ranks).
+        tie = current is not None and self._ties_with_lower_loss(trainer, float(current))
+        return trainer.strategy.reduce_boolean_decision(tie)
+
+    def _ties_with_lower_loss(self, trainer: L.Trainer, current: float) -> bool:
+        if self.save_top_k != 1 or self.best_model_score is None or not self.best_k_models:
+            return False
+        loss = trainer.callback_metrics.get(TIE_BREAK)
+        if loss is None:
+            return False
+        return current == float(self.best_model_score) and float(loss) < self.best_model_loss
+
+    def _update_best_and_save(
+        self, current: Tensor, trainer: L.Trainer, monitor_candidates: dict[str, Tensor]
+    ) -> None:
+        loss = monitor_candidates.get(TIE_BREAK)
+        self.best_model_loss = math.nan if loss is None else float(loss)
+        super()._update_best_and_save(current, trainer, monitor_candidates)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "best_model_loss": self.best_model_loss}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        # A checkpoint of an earlier version does not know it: no tie replaces its best.
+        self.best_model_loss = state_dict.get("best_model_loss", math.nan)
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_train_epoch_end(trainer, pl_module)

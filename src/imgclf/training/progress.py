@@ -101,10 +101,26 @@ class RecipeProgress(L.Callback):
             ]
 
 
+# Among validations of equal `monitor`, best.ckpt keeps the one with the lowest of this.
+TIE_BREAK = "valid/logloss"
+
+
+def validation_rank(record: dict[str, float], monitor: str) -> tuple[float, float]:
+    """How a validation ranks for best.ckpt: by `monitor` (higher is better), then by the
+    lower valid log-loss (a missing or NaN loss ranks last).
+
+    On a few hundred validation images accuracy ties often (an easy set sits at 1.000 for
+    many epochs), and the first of the tied epochs is rarely the best calibrated one:
+    fastai keeps the lowest valid loss, and a Kaggle log-loss is scored on calibration."""
+    loss = record.get(TIE_BREAK, math.nan)
+    return record[monitor], -math.inf if math.isnan(loss) else -loss
+
+
 def best_record(history: list[dict[str, float]], monitor: str = "valid/acc") -> dict[str, float]:
-    """The validation record with the highest `monitor` (the first one on ties); {} if none."""
+    """The validation record best.ckpt holds: the highest `monitor`, on ties the lowest
+    valid log-loss, then the first (`validation_rank`); {} if none."""
     scored = [h for h in history if monitor in h and not math.isnan(h[monitor])]
-    return max(scored, key=lambda h: h[monitor]) if scored else {}
+    return max(scored, key=lambda h: validation_rank(h, monitor)) if scored else {}
 
 
 def stage_of_epoch(epoch: int, stage_records: list[dict]) -> dict:
@@ -123,7 +139,7 @@ def best_weights(
 ) -> dict:
     """Where the best validated weights (what best.ckpt holds) come from: stage, epoch,
     the image size they were trained at (the input size evaluate, predict and export use)
-    and score. The first of equal scores, as ModelCheckpoint keeps it. {} without
+    and score. Ranked as BestAndLastCheckpoint ranks them (`best_record`). {} without
     validations."""
     best = best_record(history, monitor)
     if not best:
