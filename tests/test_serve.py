@@ -279,8 +279,10 @@ def start_page(*args: str, cwd: Path, log: Path):
 
 
 def halfway_middle(values: list[float]) -> float:
-    """The midpoint of the two middle values: about half the values lie on each side."""
-    ordered = sorted(values)
+    """The midpoint of the two middle distinct values: about half the values lie on each
+    side, none on it (two images can get the same answer: a photo and its EXIF-rotated
+    copy)."""
+    ordered = sorted(set(values))
     middle = len(ordered) // 2
     return (ordered[middle - 1] + ordered[middle]) / 2
 
