@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -159,3 +160,23 @@ def test_train_into_a_finished_run_is_refused_before_anything_is_written(tmp_pat
         "summary.json",
     ]
     assert {name: (run / name).read_bytes() for name in files} == files
+
+
+def test_a_ctrl_c_while_the_lock_is_taken_comes_once_it_is_held(tmp_path, monkeypatch):
+    """A Ctrl-C between creating run.lock and registering it left the file behind (CI
+    caught it); now it is raised when the lock is held, and the exit handlers remove it."""
+    from imgclf.commands import run_lock
+
+    take = run_lock.take_lock
+
+    def interrupted(lock, directory):
+        os.kill(os.getpid(), signal.SIGINT)  # arrives before the file is even created
+        return take(lock, directory)
+
+    monkeypatch.setattr(run_lock, "take_lock", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        lock_run_directory(tmp_path)
+    lock = tmp_path.absolute() / LOCK_NAME
+    assert lock in HELD and lock.exists()
+    release_run_lock(lock)
+    assert not lock.exists()

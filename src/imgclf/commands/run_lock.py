@@ -16,8 +16,10 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from imgclf.errors import UserError
@@ -35,6 +37,11 @@ def lock_run_directory(directory: Path) -> Path:
     if lock in HELD:
         write_owner(HELD[lock], lock)
         return lock
+    with ctrl_c_deferred():  # a Ctrl-C between creating the file and holding it left it
+        return take_lock(lock, directory)
+
+
+def take_lock(lock: Path, directory: Path) -> Path:
     for _ in range(100):  # each retry follows a holder that released and removed its file
         handle = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -50,6 +57,25 @@ def lock_run_directory(directory: Path) -> Path:
             return lock
         os.close(handle)  # locked a file its holder had just removed
     raise UserError(f"cannot take the lock {lock}: other runs keep starting in {directory}")
+
+
+@contextlib.contextmanager
+def ctrl_c_deferred():
+    """Run the block whole: a SIGINT that arrives in it is raised again when it ends (then
+    the lock is registered, and exit handlers remove it). Only the main thread can."""
+    if threading.current_thread() is not threading.main_thread() or not callable(
+        signal.getsignal(signal.SIGINT)
+    ):
+        yield
+        return
+    received: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            signal.raise_signal(signal.SIGINT)
 
 
 def same_file(handle: int, lock: Path) -> bool:
