@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch import nn
 
+from imgclf.callbacks.defaults import checkpoint_callbacks
 from imgclf.callbacks.step_checkpoint import BestAndLastCheckpoint
 from imgclf.training.progress import best_record
 
@@ -55,16 +56,10 @@ def fit(tmp_path, acc, loss, callback=None) -> BestAndLastCheckpoint:
 
 
 def best_checkpoint(tmp_path) -> BestAndLastCheckpoint:
-    # As checkpoint_callbacks makes it.
-    return BestAndLastCheckpoint(
-        dirpath=tmp_path / "checkpoints",
-        filename="best",
-        monitor="valid/acc",
-        mode="max",
-        save_top_k=1,
-        save_last=True,
-        enable_version_counter=False,
-    )
+    """best.ckpt's callback as the default callbacks make it."""
+    callback = checkpoint_callbacks(tmp_path / "checkpoints", every_n_train_steps=0)[0]
+    assert isinstance(callback, BestAndLastCheckpoint)
+    return callback
 
 
 def saved_epoch(callback: BestAndLastCheckpoint) -> int:
